@@ -1,0 +1,1 @@
+"""Simulated belt sensor: a kinematic pelvis model sampled like real firmware, served over a link."""

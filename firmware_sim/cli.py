@@ -1,0 +1,107 @@
+"""Run the simulated belt sensor as its own process (`hiplevel sim`).
+
+It prints one line saying where to connect, then behaves like firmware: waits for START, streams a
+scripted exercise from a kinematic model of the pelvis with realistic sensor errors, and stops when
+the scenario is over. See firmware_sim.device for the truth CSV columns.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .device import RATES_HZ, SimDevice
+from .motion import EXERCISES, SIDES, Scenario
+
+
+def _drops(text: str) -> list[float]:
+    try:
+        drops = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--drops wants degrees separated by commas, e.g. 3,8,4 (got {text!r})")
+    if not drops or any(not 0 <= d <= 30 for d in drops):
+        raise argparse.ArgumentTypeError("each drop must be between 0 and 30 degrees")
+    return drops
+
+
+def _fraction(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction such as 0.05, got {text!r}")
+    if not 0.0 <= v < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction from 0 to below 1, got {v}")
+    return v
+
+
+def _positive(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got {v}")
+    return v
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--link", choices=["pty"], default="pty", help="how the host connects (default: pty)")
+    p.add_argument("--exercise", choices=EXERCISES, default="hip-dip")
+    p.add_argument("--stance", choices=SIDES, default="left", help="stance leg; the other side drops")
+    p.add_argument("--reps", type=int, default=None, help="number of reps (default: one per --drops value, or 5)")
+    p.add_argument("--drops", type=_drops, default=None, metavar="D1,D2,...",
+                   help="drop of the free side per rep, degrees (repeats cyclically to --reps)")
+    p.add_argument("--rep-seconds", type=_positive, default=3.5, help="duration of one rep (default 3.5)")
+    p.add_argument("--lean", type=float, default=30.0, help="single-leg squat forward lean, degrees")
+    p.add_argument("--rate", type=int, choices=RATES_HZ, default=200, help="sample rate, Hz")
+    p.add_argument("--samples-per-frame", type=int, default=4)
+    p.add_argument("--speed", type=_positive, default=1.0, help="run this many times faster than real time")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--clock-ppm", type=float, default=None, help="device clock error (default: random within ±50)")
+    p.add_argument("--mount-yaw", type=float, default=0.0, help="belt turned toward the left side, degrees")
+    p.add_argument("--mount-tilt", type=float, default=None, help="sensor tilt on the belt, degrees (default random 2-5)")
+    p.add_argument("--loss", type=_fraction, default=0.0, help="fraction of frames lost on the link")
+    p.add_argument("--corrupt", type=_fraction, default=0.0, help="fraction of serial packets with a flipped byte")
+    p.add_argument("--no-noise", action="store_true", help="ideal sensor (no noise, no bias)")
+    p.add_argument("--truth", metavar="FILE", help="write the true obliquity per sample to this CSV")
+
+
+def scenario_from_args(args) -> Scenario:
+    drops = args.drops or [6.0]
+    reps = args.reps if args.reps is not None else (len(args.drops) if args.drops else 5)
+    if reps < 0:
+        raise SystemExit("hiplevel sim: --reps must be 0 or more")
+    drops = [drops[i % len(drops)] for i in range(reps)]
+    return Scenario(exercise=args.exercise, stance=args.stance, drops_deg=drops,
+                    rep_s=args.rep_seconds, lean_deg=args.lean)
+
+
+def run(args) -> int:
+    from host.cli import UserError
+    if not -90 <= args.mount_yaw <= 90:
+        raise UserError("--mount-yaw must be within -90..90 degrees")
+    if args.mount_tilt is not None and not 0 <= args.mount_tilt <= 45:
+        raise UserError("--mount-tilt must be within 0..45 degrees")
+    if not 1 <= args.samples_per_frame <= 255:
+        raise UserError("--samples-per-frame must be 1..255")
+    try:
+        scenario = scenario_from_args(args)
+    except ValueError as e:
+        raise UserError(str(e))
+    truth = None
+    if args.truth:
+        try:
+            truth = open(args.truth, "w", buffering=1 << 16)
+        except OSError as e:
+            raise UserError(f"cannot write the truth file {args.truth}: {e.strerror}")
+    device = SimDevice(scenario, rate_hz=args.rate, samples_per_frame=args.samples_per_frame,
+                       seed=args.seed, clock_ppm=args.clock_ppm, mount_yaw_deg=args.mount_yaw,
+                       mount_tilt_deg=args.mount_tilt, noise=not args.no_noise, loss=args.loss,
+                       truth_file=truth)
+    try:
+        from .link_pty import run_pty
+        return run_pty(device, speed=args.speed, corrupt=args.corrupt)
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if truth:
+            truth.close()

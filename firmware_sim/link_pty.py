@@ -1,0 +1,80 @@
+"""Serve a SimDevice over a pseudo-terminal, as a USB-serial sensor would appear.
+
+Out: the first line on `out` says where to connect (`serial /dev/pts/N`); then every frame is
+COBS-framed with a CRC (host.protocol.serial_wrap) and written to the pty master at the pace of the
+device's clock (scaled by `speed`). In: command frames the host writes (START, STOP, SET_RATE,
+RESEND_FROM). The scenario clock starts at the first START; an info frame follows START and repeats
+every second so a host that opens late still learns the scale factors. When the scenario is over the
+device says STOP and, a moment later, closes the link.
+
+`corrupt` flips a byte in that fraction of packets, to exercise the host's error handling.
+"""
+from __future__ import annotations
+
+import os
+import pty
+import select
+import sys
+import time
+import tty
+
+from host.protocol import SerialDeframer, serial_wrap
+
+
+def run_pty(device, speed: float = 1.0, out=sys.stdout, corrupt: float = 0.0,
+            start_timeout_s: float = 120.0) -> int:
+    master, slave = pty.openpty()
+    tty.setraw(slave)  # no echo, no CR/LF translation: the line carries binary frames
+    name = os.ttyname(slave)
+    print(f"serial {name}", file=out, flush=True)
+    deframer = SerialDeframer()
+    t0 = None
+    next_info = 0.0
+    waited_since = time.monotonic()
+
+    def write(frame: bytes):
+        packet = bytearray(serial_wrap(frame))
+        if corrupt and device.rng.random() < corrupt:
+            i = int(device.rng.integers(0, len(packet) - 1))
+            packet[i] ^= 0x5A
+        view = memoryview(packet)
+        while view:
+            try:
+                n = os.write(master, view)
+            except BlockingIOError:
+                select.select([], [master], [], 0.1)
+                continue
+            view = view[n:]
+
+    try:
+        while True:
+            now = time.monotonic()
+            if t0 is None and now - waited_since > start_timeout_s:
+                print("sim: no host sent START; giving up", file=sys.stderr)
+                return 1
+            t_true = (now - t0) * speed if t0 is not None else 0.0
+            if t0 is not None and device.streaming:
+                for frame in device.frames_due(t_true):
+                    write(frame)
+                if t_true >= next_info:
+                    write(device.info_frame())
+                    next_info = t_true + 1.0
+                if device.finished:
+                    write(device.stop_frame())
+                    time.sleep(0.2)
+                    return 0
+            ready, _, _ = select.select([master], [], [], 0.002)
+            if ready:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:
+                    chunk = b""
+                for frame in deframer.feed(chunk):
+                    for reply in device.handle_command(frame):
+                        write(reply)
+                    if device.streaming and t0 is None:
+                        t0 = time.monotonic()
+                        next_info = 1.0
+    finally:
+        os.close(master)
+        os.close(slave)

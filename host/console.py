@@ -1,0 +1,42 @@
+"""Console view for headless use: the live angle, cue state and rep count as text.
+
+In: a LiveBuffer's status, read on a timer. Out: one status line, redrawn in place on a terminal
+(every 0.2 s) or appended as a plain line once a second when the output is a file or pipe.
+"""
+from __future__ import annotations
+
+import asyncio
+import math
+
+
+def describe_obliquity(obliquity_deg: float, level_band_deg: float = 1.0) -> str:
+    """Plain words for a patient: "Right hip 6° low" / "Level" (positive obliquity = left high)."""
+    if math.isnan(obliquity_deg):
+        return "—"
+    if abs(obliquity_deg) < level_band_deg:
+        return "Level"
+    side = "Right" if obliquity_deg > 0 else "Left"
+    return f"{side} hip {abs(obliquity_deg):.0f}° low"
+
+
+def status_line(status, t_s: float) -> str:
+    if status.ended:
+        return f"{t_s:7.1f} s  ended: {status.message}"
+    if not status.calibrated:
+        return f"{t_s:7.1f} s  {status.message or 'Stand still and level to calibrate…'}"
+    cue = "CUE " if status.cue_on else "    "
+    lost = f"  lost {status.lost_samples}" if status.lost_samples else ""
+    return (f"{t_s:7.1f} s  {describe_obliquity(status.obliquity_deg):<18} ({status.obliquity_deg:+5.1f}°)  "
+            f"{cue} reps {status.reps}{lost}")
+
+
+async def console_view(live, pipeline, out, interactive: bool) -> None:
+    period = 0.2 if interactive else 1.0
+    while True:
+        line = status_line(live.status_copy(), pipeline.t_s)
+        if interactive:
+            out.write("\r" + line.ljust(78))
+        else:
+            out.write(line + "\n")
+        out.flush()
+        await asyncio.sleep(period)

@@ -1,0 +1,143 @@
+"""The per-sample processing chain, identical whatever the sensor link.
+
+In: `SampleBatch`es from host.protocol.SampleDecoder (physical units, device timestamps, lost-sample
+counts), via `process(batch)`. Each sample goes
+  orientation estimator -> standing calibration -> pelvic angles -> exercise logic
+and out come: events (dicts, passed to `emit`), one row per sample in the live buffer (for the plot
+or console view), cue decisions to the `cue` sink (audio), and optionally a per-sample angle trace.
+
+Lost samples (sequence gaps) are bridged for the estimator by interpolating the last sample and the
+next one, so fusion never integrates across a gap as if no time had passed, and a `gap` event says
+how many were lost. The pipeline never blocks: sinks must return at once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import numpy as np
+
+from .calibration import StandingCalibration, pelvis_angles_deg
+from .estimators import DEFAULT_ESTIMATOR, make_estimator, up_in_sensor
+from .exercise import Exercise, ExerciseConfig
+from .live import LiveBuffer
+from .protocol import InfoFrame, SampleBatch
+
+MAX_BRIDGE_S = 10.0  # longer gaps are not bridged sample by sample; the estimator re-converges
+
+
+class CueSink(Protocol):
+    def update(self, on: bool, excess_deg: float, low_side: str) -> None: ...
+
+
+@dataclass
+class PipelineConfig:
+    exercise: ExerciseConfig = field(default_factory=ExerciseConfig)
+    estimator: str = DEFAULT_ESTIMATOR
+    calibration_still_s: float = 2.0
+
+
+class Pipeline:
+    def __init__(self, cfg: PipelineConfig, emit: Callable[[dict], None] = lambda e: None,
+                 live: LiveBuffer | None = None, cue: CueSink | None = None,
+                 trace: Callable[[int, int, float, float], None] | None = None):
+        self.cfg = cfg
+        self.emit = emit
+        self.live = live
+        self.cue = cue
+        self.trace = trace
+        self.rate_hz = None
+        self.estimator = None
+        self.calibration = None
+        self.exercise = Exercise(cfg.exercise)
+        self.t0_us = None
+        self.t_s = 0.0
+        self.samples = 0
+        self.lost_samples = 0
+        self.obliquity_deg = float("nan")
+        self.forward_tilt_deg = float("nan")
+        self._last = None  # (gyr_dps, acc_g) of the last sample, for bridging gaps
+        if live is not None:
+            ex = cfg.exercise
+            live.update_status(stance=ex.stance, exercise=ex.exercise, calibrating=True,
+                               threshold_left_deg=ex.threshold_left_deg,
+                               threshold_right_deg=ex.threshold_right_deg,
+                               message="Stand still and level to calibrate…")
+
+    # ---- control (call on the pipeline's thread) ----
+    def on_info(self, info: InfoFrame) -> None:
+        if info.rate_hz != self.rate_hz:
+            self.rate_hz = info.rate_hz
+            # A new estimator re-initialises from the next accelerometer sample; keep calibration.
+            self.estimator = make_estimator(self.cfg.estimator, info.rate_hz)
+            if self.calibration is None or self.calibration.result is None:
+                self.calibration = StandingCalibration(info.rate_hz, self.cfg.calibration_still_s)
+
+    def recalibrate(self) -> None:
+        if self.calibration is not None:
+            self.calibration.reset()
+        if self.live is not None:
+            self.live.update_status(calibrated=False, calibrating=True,
+                                    message="Stand still and level to calibrate…")
+
+    def set_threshold(self, side: str, deg: float) -> None:
+        setattr(self.exercise.cfg, f"threshold_{side}_deg", float(deg))
+        if self.live is not None:
+            self.live.update_status(**{f"threshold_{side}_deg": float(deg)})
+
+    # ---- data ----
+    def process(self, batch: SampleBatch) -> None:
+        if self.estimator is None:
+            raise RuntimeError("process() before on_info(): the decoder only yields samples after info")
+        if self.t0_us is None:
+            self.t0_us = int(batch.t_device_us[0])
+        if batch.lost_before:
+            self._bridge_gap(batch)
+        est, cal, ex = self.estimator, self.calibration, self.exercise
+        for i in range(len(batch.t_device_us)):
+            gyr, acc = batch.gyr_dps[i], batch.acc_g[i]
+            est.update(gyr, acc)
+            t_s = (int(batch.t_device_us[i]) - self.t0_us) * 1e-6
+            up = up_in_sensor(est.quat_wxyz)
+            if cal.result is None:
+                if cal.update(up, gyr, acc):
+                    self._calibrated(t_s)
+                else:
+                    continue
+            obl, fwd = pelvis_angles_deg(cal.result, up)
+            for event in ex.update(t_s, obl, fwd):
+                self.emit(event)
+            if self.cue is not None:
+                self.cue.update(ex.cue_on, ex.free_drop_deg - ex.cfg.threshold_deg, ex.cfg.free_side)
+            if self.live is not None:
+                self.live.append(t_s, obl, fwd, ex.cue_on)
+            if self.trace is not None:
+                self.trace((batch.seq + i), int(batch.t_device_us[i]), obl, fwd)
+            self.obliquity_deg, self.forward_tilt_deg = obl, fwd
+        self._last = (batch.gyr_dps[-1].copy(), batch.acc_g[-1].copy())
+        self.t_s = (int(batch.t_device_us[-1]) - self.t0_us) * 1e-6
+        self.samples += len(batch.t_device_us)
+        if self.live is not None:
+            self.live.update_status(obliquity_deg=self.obliquity_deg,
+                                    forward_tilt_deg=self.forward_tilt_deg, cue_on=ex.cue_on,
+                                    reps=ex.reps, samples=self.samples, lost_samples=self.lost_samples)
+
+    def _bridge_gap(self, batch: SampleBatch) -> None:
+        lost = batch.lost_before
+        self.lost_samples += lost
+        t_s = (int(batch.t_device_us[0]) - self.t0_us) * 1e-6
+        self.emit({"event": "gap", "t": round(t_s, 4), "lost_samples": int(lost)})
+        if self._last is None:
+            return
+        n = min(lost, int(MAX_BRIDGE_S * self.rate_hz))
+        g0, a0 = self._last
+        g1, a1 = batch.gyr_dps[0], batch.acc_g[0]
+        for k in range(1, n + 1):
+            w = k / (lost + 1)
+            self.estimator.update((1 - w) * g0 + w * g1, (1 - w) * a0 + w * a1)
+
+    def _calibrated(self, t_s: float) -> None:
+        res = self.calibration.result
+        self.emit({"event": "calibrated", "t": round(t_s, 4), **res.as_event()})
+        if self.live is not None:
+            self.live.update_status(calibrated=True, calibrating=False, message="")

@@ -1,0 +1,320 @@
+"""Wire protocol v1 between the belt sensor and the host (see docs/protocol.md).
+
+Pure code, no I/O: bytes in, frames out, and frames in, bytes out. The simulated sensor
+(firmware_sim) encodes with these functions and the host decodes with them, so both always agree;
+golden vectors in tests/golden pin the byte layout for any real firmware.
+
+Layers:
+- a *frame* is one message (data, info or command). It is the payload of one BLE notification or
+  write, and the same bytes travel over serial.
+- over serial a frame is followed by a CRC-16 and COBS-encoded with a 0x00 delimiter
+  (`serial_wrap` / `SerialDeframer`), so the host can resynchronise after any corruption.
+- `SampleDecoder` turns data frames into physical samples (g, deg/s, device microseconds) using the
+  last info frame, and tracks sequence numbers to count lost samples.
+
+Every malformed input raises or records a `FrameError` with a reason; nothing here hangs or crashes
+on bad bytes.
+"""
+from __future__ import annotations
+
+import binascii
+import logging
+import struct
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+PROTOCOL_VERSION = 1
+SEQ_MODULO = 1 << 32  # sample sequence numbers are u32: 248 days at 200 Hz before they wrap
+
+_HEADER = struct.Struct("<BB")          # version, type
+_DATA_HEAD = struct.Struct("<BBIQB")    # version, type, seq of first sample, t_device_us of first sample, n
+_INFO = struct.Struct("<BBHHHffBBBB")   # version, type, rate, acc range, gyr range, scales, fw x3, spf
+_SAMPLE_BYTES = 12                      # ax ay az gx gy gz, int16 little-endian
+_CMD_RATE = struct.Struct("<BBH")
+_CMD_RESEND = struct.Struct("<BBI")
+
+
+class FrameType(IntEnum):
+    DATA = 0x01
+    INFO = 0x02
+    CMD_START = 0x10
+    CMD_STOP = 0x11
+    CMD_SET_RATE = 0x12
+    CMD_RESEND_FROM = 0x13
+
+
+class FrameError(ValueError):
+    """A frame that cannot be used. `reason` is a short stable key for counting."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class DataFrame:
+    """A batch of consecutive raw samples. Sample i has sequence number seq + i (mod 2^32) and was
+    taken at t_device_us + i * 1e6 / rate_hz on the device's clock."""
+    seq: int
+    t_device_us: int
+    acc_raw: np.ndarray  # (n, 3) int16, sensor frame, counts
+    gyr_raw: np.ndarray  # (n, 3) int16, sensor frame, counts
+
+    def __eq__(self, other):
+        return (isinstance(other, DataFrame) and self.seq == other.seq
+                and self.t_device_us == other.t_device_us
+                and np.array_equal(self.acc_raw, other.acc_raw)
+                and np.array_equal(self.gyr_raw, other.gyr_raw))
+
+
+@dataclass(frozen=True)
+class InfoFrame:
+    rate_hz: int
+    acc_range_g: int
+    gyr_range_dps: int
+    acc_g_per_lsb: float
+    gyr_dps_per_lsb: float
+    fw_version: tuple[int, int, int]
+    samples_per_frame: int
+
+
+@dataclass(frozen=True)
+class Command:
+    type: FrameType
+    rate_hz: int | None = None   # CMD_SET_RATE
+    from_seq: int | None = None  # CMD_RESEND_FROM
+
+
+Frame = DataFrame | InfoFrame | Command
+
+
+def max_samples_per_frame(payload_limit: int) -> int:
+    """How many samples fit in one data frame of at most `payload_limit` bytes (BLE: ATT MTU - 3)."""
+    return max(0, min(255, (payload_limit - _DATA_HEAD.size) // _SAMPLE_BYTES))
+
+
+def encode_frame(frame: Frame) -> bytes:
+    if isinstance(frame, DataFrame):
+        n = len(frame.acc_raw)
+        if not 1 <= n <= 255 or frame.gyr_raw.shape != (n, 3) or frame.acc_raw.shape != (n, 3):
+            raise ValueError("a data frame carries 1..255 samples of 3 acc + 3 gyr values")
+        body = np.empty((n, 6), dtype="<i2")
+        body[:, :3] = frame.acc_raw
+        body[:, 3:] = frame.gyr_raw
+        return (_DATA_HEAD.pack(PROTOCOL_VERSION, FrameType.DATA, frame.seq % SEQ_MODULO,
+                                frame.t_device_us, n) + body.tobytes())
+    if isinstance(frame, InfoFrame):
+        return _INFO.pack(PROTOCOL_VERSION, FrameType.INFO, frame.rate_hz, frame.acc_range_g,
+                          frame.gyr_range_dps, frame.acc_g_per_lsb, frame.gyr_dps_per_lsb,
+                          *frame.fw_version, frame.samples_per_frame)
+    if isinstance(frame, Command):
+        if frame.type == FrameType.CMD_SET_RATE:
+            return _CMD_RATE.pack(PROTOCOL_VERSION, frame.type, frame.rate_hz)
+        if frame.type == FrameType.CMD_RESEND_FROM:
+            return _CMD_RESEND.pack(PROTOCOL_VERSION, frame.type, frame.from_seq % SEQ_MODULO)
+        return _HEADER.pack(PROTOCOL_VERSION, frame.type)
+    raise TypeError(f"not a frame: {frame!r}")
+
+
+def decode_frame(data: bytes) -> Frame:
+    """One frame from its bytes. Raises FrameError (never anything else) for bad input."""
+    if len(data) < _HEADER.size:
+        raise FrameError("truncated", f"{len(data)} bytes")
+    version, ftype = data[0], data[1]
+    if version != PROTOCOL_VERSION:
+        raise FrameError("wrong_version", f"version {version}, this host speaks {PROTOCOL_VERSION}")
+    try:
+        ftype = FrameType(ftype)
+    except ValueError:
+        raise FrameError("unknown_type", f"type 0x{ftype:02x}") from None
+    if ftype == FrameType.DATA:
+        if len(data) < _DATA_HEAD.size:
+            raise FrameError("truncated", f"data header {len(data)} bytes")
+        _, _, seq, t_us, n = _DATA_HEAD.unpack_from(data)
+        expected = _DATA_HEAD.size + n * _SAMPLE_BYTES
+        if n == 0 or len(data) != expected:
+            raise FrameError("truncated" if len(data) < expected else "bad_length",
+                             f"{n} samples need {expected} bytes, got {len(data)}")
+        body = np.frombuffer(data, dtype="<i2", offset=_DATA_HEAD.size).reshape(n, 6)
+        return DataFrame(seq, t_us, body[:, :3].astype(np.int16), body[:, 3:].astype(np.int16))
+    if ftype == FrameType.INFO:
+        if len(data) != _INFO.size:
+            raise FrameError("bad_length", f"info frame {len(data)} bytes, expected {_INFO.size}")
+        (_, _, rate, acc_rng, gyr_rng, acc_s, gyr_s, a, b, c, spf) = _INFO.unpack(data)
+        if rate == 0 or not (acc_s > 0 and gyr_s > 0):
+            raise FrameError("bad_info", f"rate {rate} Hz, scales {acc_s}, {gyr_s}")
+        return InfoFrame(rate, acc_rng, gyr_rng, acc_s, gyr_s, (a, b, c), spf)
+    if ftype == FrameType.CMD_SET_RATE:
+        if len(data) != _CMD_RATE.size:
+            raise FrameError("bad_length", "set-rate command")
+        return Command(ftype, rate_hz=_CMD_RATE.unpack(data)[2])
+    if ftype == FrameType.CMD_RESEND_FROM:
+        if len(data) != _CMD_RESEND.size:
+            raise FrameError("bad_length", "resend command")
+        return Command(ftype, from_seq=_CMD_RESEND.unpack(data)[2])
+    if len(data) != _HEADER.size:
+        raise FrameError("bad_length", f"{ftype.name} command")
+    return Command(ftype)
+
+
+# ---- serial byte framing: frame + CRC-16/CCITT-FALSE (LE), COBS-encoded, 0x00 delimiter ----
+
+def crc16(data: bytes) -> int:
+    return binascii.crc_hqx(data, 0xFFFF)
+
+
+def cobs_encode(data: bytes) -> bytes:
+    out = bytearray()
+    block = bytearray()
+    for byte in data:
+        if byte == 0:
+            out.append(len(block) + 1)
+            out += block
+            block.clear()
+        else:
+            block.append(byte)
+            if len(block) == 254:
+                out.append(255)
+                out += block
+                block.clear()
+    out.append(len(block) + 1)
+    out += block
+    return bytes(out)
+
+
+def cobs_decode(data: bytes) -> bytes:
+    out = bytearray()
+    i, n = 0, len(data)
+    while i < n:
+        code = data[i]
+        end = i + code
+        if code == 0 or end > n:
+            raise FrameError("bad_cobs", f"block code {code} at byte {i} of {n}")
+        out += data[i + 1:end]
+        i = end
+        if code != 255 and i < n:
+            out.append(0)
+    return bytes(out)
+
+
+def serial_wrap(frame_bytes: bytes) -> bytes:
+    return cobs_encode(frame_bytes + struct.pack("<H", crc16(frame_bytes))) + b"\x00"
+
+
+class SerialDeframer:
+    """Splits a serial byte stream into checked frames. Feed any chunks; get frame bytes back.
+
+    Corrupt or truncated packets are dropped and counted in `errors` by reason. A packet longer than
+    `max_packet` without a delimiter (noise, wrong baud) is discarded so memory stays bounded."""
+
+    def __init__(self, max_packet: int = 4096):
+        self._buf = bytearray()
+        self.max_packet = max_packet
+        self.errors: Counter[str] = Counter()
+        self._synced = False  # the first packet after opening a port may be a tail: don't count it
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        frames = []
+        self._buf += chunk
+        while True:
+            end = self._buf.find(0)
+            if end < 0:
+                if len(self._buf) > self.max_packet:
+                    self._error("oversize", f"{len(self._buf)} bytes without a delimiter")
+                    self._buf.clear()
+                return frames
+            packet = bytes(self._buf[:end])
+            del self._buf[:end + 1]
+            if not packet:
+                continue
+            synced, self._synced = self._synced, True
+            try:
+                raw = cobs_decode(packet)
+                if len(raw) < 3:
+                    raise FrameError("truncated", f"{len(raw)} bytes")
+                body, crc = raw[:-2], struct.unpack("<H", raw[-2:])[0]
+                if crc16(body) != crc:
+                    raise FrameError("bad_crc")
+            except FrameError as e:
+                if synced:
+                    self._error(e.reason, str(e))
+                continue
+            frames.append(body)
+
+    def _error(self, reason: str, detail: str) -> None:
+        self.errors[reason] += 1
+        log.warning("serial: dropped a packet (%s)", detail)
+
+
+# ---- physical samples ----
+
+@dataclass
+class SampleBatch:
+    """Consecutive samples in physical units. Row i: sequence seq + i, device time t_device_us[i].
+    acc_g and gyr_dps are in the sensor frame (see docs/conventions.md)."""
+    seq: int
+    t_device_us: np.ndarray  # (n,) int64, device clock
+    acc_g: np.ndarray        # (n, 3) float64, g
+    gyr_dps: np.ndarray      # (n, 3) float64, deg/s
+    t_host_s: float          # host monotonic receive time of the frame (time.monotonic())
+    lost_before: int = 0     # samples missing between the previous batch and this one
+
+
+@dataclass
+class SampleDecoder:
+    """Stateful: frames in, SampleBatch out, with counts of everything that was skipped."""
+    info: InfoFrame | None = None
+    errors: Counter = field(default_factory=Counter)
+    next_seq: int | None = None
+    samples: int = 0
+    lost_samples: int = 0
+    stopped: bool = False  # the device said it stopped streaming (end of the scenario / set)
+
+    def feed(self, frame_bytes: bytes, t_host_s: float) -> SampleBatch | None:
+        try:
+            frame = decode_frame(frame_bytes)
+        except FrameError as e:
+            self.errors[e.reason] += 1
+            log.warning("skipped a frame: %s", e)
+            return None
+        if isinstance(frame, InfoFrame):
+            self.info = frame
+            return None
+        if isinstance(frame, Command):
+            if frame.type == FrameType.CMD_STOP:
+                self.stopped = True
+            else:
+                self.errors["unexpected_command"] += 1
+            return None
+        if self.info is None:
+            self.errors["no_info_yet"] += 1
+            return None
+        return self.convert(frame, t_host_s)
+
+    def convert(self, frame: DataFrame, t_host_s: float) -> SampleBatch | None:
+        n = len(frame.acc_raw)
+        lost = 0
+        skip = 0
+        if self.next_seq is not None:
+            ahead = (frame.seq - self.next_seq) % SEQ_MODULO
+            if ahead >= SEQ_MODULO // 2:  # starts behind us: a repeat, or a resent frame overlapping
+                skip = SEQ_MODULO - ahead
+                if skip >= n:
+                    self.errors["stale"] += 1
+                    return None
+            else:
+                lost = ahead
+        self.next_seq = (frame.seq + n) % SEQ_MODULO
+        self.lost_samples += lost
+        info = self.info
+        period_us = 1e6 / info.rate_hz
+        t = frame.t_device_us + np.round(np.arange(skip, n) * period_us).astype(np.int64)
+        self.samples += n - skip
+        return SampleBatch((frame.seq + skip) % SEQ_MODULO, t,
+                           frame.acc_raw[skip:] * float(info.acc_g_per_lsb),
+                           frame.gyr_raw[skip:] * float(info.gyr_dps_per_lsb), t_host_s, lost)

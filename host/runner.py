@@ -1,0 +1,206 @@
+"""Runs one live session: transport -> decoder -> pipeline -> sinks, on an asyncio loop.
+
+In: an opened-on-demand `Transport` and the session's settings. Out: events (JSON log, live
+status), the audio cue, an optional per-sample angle CSV, and a `SessionSummary` when the stream
+ends. The loop runs on the main thread headless, or on a worker thread under the GUI
+(`start_in_thread`); GUI commands cross over with `loop.call_soon_threadsafe` (see `Commands`).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from .events import EventLog
+from .live import LiveBuffer
+from .pipeline import Pipeline, PipelineConfig
+from .protocol import Command, FrameType, SampleDecoder, encode_frame
+from .timing import ClockMap
+from .transport import Transport, TransportError
+
+log = logging.getLogger(__name__)
+
+NO_DATA_WARN_S = 3.0
+
+
+@dataclass
+class SessionSummary:
+    reason: str = ""
+    ok: bool = True
+    samples: int = 0
+    lost_samples: int = 0
+    reps: list = field(default_factory=list)
+    cue_count: int = 0
+    frame_errors: dict = field(default_factory=dict)
+    clock_drift_ppm: float = 0.0
+
+    def as_event(self, t: float) -> dict:
+        return {"event": "end", "t": round(t, 4), "reason": self.reason, "samples": self.samples,
+                "lost_samples": self.lost_samples, "reps": len(self.reps),
+                "cued_reps": sum(1 for r in self.reps if r.get("cued")),
+                "frame_errors": self.frame_errors, "clock_drift_ppm": round(self.clock_drift_ppm, 1)}
+
+    def text(self) -> str:
+        lines = [f"Session ended: {self.reason}."]
+        cued = sum(1 for r in self.reps if r.get("cued"))
+        lines.append(f"Reps: {len(self.reps)} ({cued} with the cue).")
+        if self.reps:
+            worst = max(self.reps, key=lambda r: r["max_drop_deg"])
+            mean = sum(r["max_drop_deg"] for r in self.reps) / len(self.reps)
+            lines.append(f"Deepest drop: {worst['low_side']} hip {worst['max_drop_deg']:.1f}° low "
+                         f"(rep {worst['index']}); average {mean:.1f}°.")
+        lines.append(f"Samples: {self.samples}, lost: {self.lost_samples}"
+                     + (f", damaged frames skipped: {sum(self.frame_errors.values())}" if self.frame_errors else "")
+                     + ".")
+        return "\n".join(lines)
+
+
+class AudioCueSink:
+    """Pipeline cue decisions -> CuePlayer calls, only when something audible changes."""
+
+    def __init__(self, player):
+        self.player = player
+        self._on = False
+        self._last_update = 0.0
+
+    def update(self, on: bool, excess_deg: float, low_side: str) -> None:
+        from .audio import fault_pitch_hz
+        if on != self._on or (on and time.monotonic() - self._last_update > 0.02):
+            pan = 0.6 if low_side == "right" else -0.6
+            self.player.set_fault(on, fault_pitch_hz(max(0.0, excess_deg)), pan)
+            self._on = on
+            self._last_update = time.monotonic()
+
+
+class AngleTrace:
+    """Per-sample angles as CSV: seq, t_device_us, obliquity_deg, forward_tilt_deg."""
+
+    def __init__(self, path: str):
+        self.file = open(path, "w", buffering=1 << 16)
+        self.file.write("seq,t_device_us,obliquity_deg,forward_tilt_deg\n")
+
+    def __call__(self, seq, t_device_us, obl, fwd):
+        self.file.write(f"{seq},{t_device_us},{obl:.5f},{fwd:.5f}\n")
+
+    def close(self):
+        self.file.close()
+
+
+class Session:
+    def __init__(self, transport: Transport, cfg: PipelineConfig, events: EventLog | None = None,
+                 live: LiveBuffer | None = None, cue=None, trace=None, no_data_timeout_s: float = 15.0):
+        self.transport = transport
+        self.events = events
+        self.live = live or LiveBuffer()
+        self.summary = SessionSummary()
+        self.pipeline = Pipeline(cfg, emit=self._emit, live=self.live, cue=cue, trace=trace)
+        self.decoder = SampleDecoder()
+        self.clock = ClockMap()
+        self.no_data_timeout_s = no_data_timeout_s
+        self.loop = None
+        self._stop = None
+        transport.on_event = self._link_event
+
+    def _emit(self, event: dict) -> None:
+        if "t" in event:
+            event["t"] = round(float(event["t"]), 4)
+        kind = event["event"]
+        if kind == "rep":
+            self.summary.reps.append(event)
+            self.live.update_status(last_rep=event, reps=len(self.summary.reps))
+        elif kind == "cue_on":
+            self.summary.cue_count += 1
+        if self.events is not None:
+            self.events.write(event)
+
+    def _link_event(self, kind: str, **fields) -> None:
+        self._emit({"event": kind, "t": self.pipeline.t_s, **fields})
+        state = {"connected": "streaming", "disconnected": "disconnected"}.get(kind, kind)
+        self.live.update_status(link=state, message=fields.get("message", ""))
+
+    # ---- thread-safe control, for the GUI ----
+    def call(self, fn, *args) -> None:
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(fn, *args)
+
+    def stop(self) -> None:
+        if self.loop is not None and self._stop is not None:
+            self.loop.call_soon_threadsafe(self._stop.set)
+
+    async def run(self) -> SessionSummary:
+        self.loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        s = self.summary
+        try:
+            await self.transport.open()
+        except TransportError as e:
+            s.ok, s.reason = False, str(e)
+            self.live.update_status(link="error", message=str(e), ended=True)
+            return s
+        try:
+            await self.transport.send(encode_frame(Command(FrameType.CMD_START)))
+            await self._stream()
+        finally:
+            await self.transport.close()
+        s.samples, s.lost_samples = self.pipeline.samples, self.pipeline.lost_samples
+        s.frame_errors = dict(self.decoder.errors)
+        deframer = getattr(self.transport, "deframer", None)  # serial byte-level errors
+        if deframer is not None:
+            s.frame_errors.update(deframer.errors)
+        s.clock_drift_ppm = self.clock.drift_ppm
+        self._emit(s.as_event(self.pipeline.t_s))
+        self.live.update_status(ended=True, link="ended" if s.ok else "error", message=s.reason,
+                                cue_on=False)
+        return s
+
+    async def _stream(self) -> None:
+        s, dec, pipe = self.summary, self.decoder, self.pipeline
+        stop_wait = asyncio.ensure_future(self._stop.wait())
+        last_data = time.monotonic()
+        try:
+            while True:
+                read = asyncio.ensure_future(self.transport.read())
+                done, _ = await asyncio.wait({read, stop_wait}, timeout=NO_DATA_WARN_S,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if stop_wait in done:
+                    read.cancel()
+                    s.reason = "stopped by the user"
+                    return
+                if not done:
+                    read.cancel()
+                    silent = time.monotonic() - last_data
+                    if silent > self.no_data_timeout_s:
+                        s.ok, s.reason = False, f"no data from the sensor for {silent:.0f} s"
+                        return
+                    self.live.update_status(message=f"No data from the sensor for {silent:.0f} s…")
+                    continue
+                item = read.result()
+                if item is None:
+                    s.ok = dec.stopped
+                    s.reason = ("the sensor finished the set" if dec.stopped else
+                                f"lost the sensor ({self.transport.lost_reason or 'link closed'})")
+                    return
+                t_host, frame = item
+                last_data = t_host
+                info_before = dec.info
+                batch = dec.feed(frame, t_host)
+                if dec.info is not info_before:
+                    pipe.on_info(dec.info)
+                if batch is not None:
+                    self.clock.add(batch.t_device_us[-1] * 1e-6, t_host)
+                    pipe.process(batch)
+                if dec.stopped:
+                    s.reason = "the sensor finished the set"
+                    return
+        finally:
+            stop_wait.cancel()
+
+    def start_in_thread(self) -> threading.Thread:
+        """Run the session on its own thread with its own event loop (used under the GUI)."""
+        def target():
+            asyncio.run(self.run())
+        thread = threading.Thread(target=target, name="hiplevel-pipeline", daemon=True)
+        thread.start()
+        return thread
