@@ -60,6 +60,8 @@ def run_pty(device, speed: float = 1.0, out=sys.stdout, corrupt: float = 0.0,
                     write(device.info_frame())
                     next_info = t_true + 1.0
                 if device.finished:
+                    if device.truth_file is not None:
+                        device.truth_file.flush()  # complete before the host hears the end
                     write(device.stop_frame())
                     time.sleep(0.2)
                     return 0

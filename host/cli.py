@@ -52,4 +52,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m host.cli`: use the importable module's classes, so `except UserError` matches
+    from host.cli import main as _main
+    sys.exit(_main())

@@ -145,6 +145,8 @@ def run(args) -> int:
         if trace is not None:
             trace.close()
         events.close()
+    if summary.open_failed:
+        raise UserError(summary.reason)
     say(summary.text())
     return 0 if summary.ok else 1
 

@@ -29,6 +29,7 @@ NO_DATA_WARN_S = 3.0
 class SessionSummary:
     reason: str = ""
     ok: bool = True
+    open_failed: bool = False  # never connected: the reason is all there is to say
     samples: int = 0
     lost_samples: int = 0
     reps: list = field(default_factory=list)
@@ -136,7 +137,7 @@ class Session:
         try:
             await self.transport.open()
         except TransportError as e:
-            s.ok, s.reason = False, str(e)
+            s.ok, s.open_failed, s.reason = False, True, str(e)
             self.live.update_status(link="error", message=str(e), ended=True)
             return s
         try:
