@@ -1,17 +1,33 @@
-"""Exercise logic: pelvic angles in, cue decisions, reps and per-rep numbers out (as events).
+"""Exercise logic: pelvic angles in; cue decisions, reps, per-rep numbers and set summaries out.
 
-In: per sample, device time (s), obliquity (deg, positive = left high) and forward tilt (deg).
-Out: `update()` returns a list of events (dicts with "event" and "t") — `cue_on`, `cue_off`, `rep` —
-and keeps `cue_on` / `free_drop_deg` for the live view and the audio cue.
+In: `update(t_s, obliquity_deg, forward_tilt_deg)` once per sample (device seconds; obliquity positive
+= left side high, docs/conventions.md). Out: the list of events that sample caused (dicts with
+"event" and "t"), and the current cue state (`cue_kind`, `cue_on`, `cue_audible`, `cue_excess_deg`)
+for the audio sink and the live view. `end_set(t_s)` closes a set and returns its summary event.
 
-The cue watches the free side (opposite the stance leg): on when its drop exceeds the threshold,
-off once it has come back by the hysteresis margin, so noise around the threshold cannot chatter.
+Modes (the threshold always watches the free side, opposite the stance leg):
+- hip-dip (also Captain Morgan): the drop is intended. The threshold is the target depth: a "target"
+  cue (a pleasant chime) when the free side gets there. A rep counts on the return to level; it
+  reports its depth, whether it came back to level and how far the free side rose above level.
+- single-leg-squat (also step-downs): the pelvis should stay level. The threshold is a fault limit:
+  a "fault" tone while the free side is past it. Reps come from the squat itself (the pelvis tips
+  forward and back), so a perfect rep with no drop still counts; each reports its maximum
+  contralateral drop and the time spent past the threshold.
+- keep-level (fire hydrant, single-leg RDL, step-ups, bridges, bird-dogs): fault tone, no reps.
+
+Cue design: hysteresis (the cue goes off only once the drop is back by `hysteresis_deg`) and a
+minimum on-time stop chatter; "bandwidth" feedback is silent inside ±`bandwidth_deg` of level and
+sounds outside it, either way; "fading" gives the audible cue on a decreasing share of reps across a
+set (a fixed, even schedule, so the share is exact), because feedback that fades is what makes the
+learning last. When fading silences a rep the cue events still happen, marked `audible: false`.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 EXERCISES = ("hip-dip", "single-leg-squat", "keep-level")
+FEEDBACK = ("threshold", "bandwidth")
 
 
 @dataclass
@@ -21,10 +37,15 @@ class ExerciseConfig:
     threshold_left_deg: float = 5.0
     threshold_right_deg: float = 5.0
     hysteresis_deg: float = 1.0
-    rep_start_deg: float = 2.0    # hip dip: a rep starts when the free side drops this far...
-    rep_end_deg: float = 1.0      # ...and ends when it is back within this of level
-    squat_start_deg: float = 10.0  # single-leg squat: forward lean that starts a rep
-    squat_end_deg: float = 5.0
+    min_on_s: float = 0.25           # a cue, once on, stays on at least this long
+    feedback: str = "threshold"      # threshold | bandwidth
+    bandwidth_deg: float = 2.0       # bandwidth feedback: silent within ± this of level
+    fade_start: float = 1.0          # share of reps with an audible cue, first rep of a set...
+    fade_end: float = 1.0            # ...and last rep of the set
+    set_reps: int = 0                # planned reps per set; 0 = the set runs until the stream ends
+    rep_end_deg: float = 1.0         # hip dip: back within this of level = returned
+    squat_start_deg: float = 8.0     # single-leg squat: forward tilt that starts a rep...
+    squat_end_deg: float = 4.0       # ...and that ends it
 
     def __post_init__(self):
         if self.exercise not in EXERCISES:
@@ -35,6 +56,15 @@ class ExerciseConfig:
             v = getattr(self, f"threshold_{side}_deg")
             if not 0.5 <= v <= 30:
                 raise ValueError(f"the {side} threshold must be within 0.5..30 degrees, not {v}")
+        if self.feedback not in FEEDBACK:
+            raise ValueError(f"feedback must be one of {', '.join(FEEDBACK)}")
+        if self.feedback == "bandwidth" and self.exercise == "hip-dip":
+            raise ValueError("bandwidth feedback is for exercises that keep the pelvis level "
+                             "(single-leg-squat, keep-level), not for the hip dip")
+        if not (0.0 <= self.fade_start <= 1.0 and 0.0 <= self.fade_end <= 1.0):
+            raise ValueError("fading shares go from 0 to 1 (0% to 100% of reps)")
+        if (self.fade_start, self.fade_end) != (1.0, 1.0) and self.set_reps < 2:
+            raise ValueError("fading needs the planned reps per set (set_reps of 2 or more)")
 
     @property
     def free_side(self) -> str:
@@ -44,54 +74,224 @@ class ExerciseConfig:
     def threshold_deg(self) -> float:
         return self.threshold_right_deg if self.free_side == "right" else self.threshold_left_deg
 
+    @property
+    def rep_start_deg(self) -> float:
+        """Hip dip: drop that starts a rep; below the target so shallow reps count too."""
+        return min(2.0, 0.4 * self.threshold_deg)
+
+
+def drop_deg(obliquity_deg: float, side: str) -> float:
+    """How far `side` is below level (docs/conventions.md: positive obliquity = left side high)."""
+    return obliquity_deg if side == "right" else -obliquity_deg
+
+
+def fade_audible(rep_number: int, cfg: ExerciseConfig) -> bool:
+    """Whether rep `rep_number` (1-based within the set) gets an audible cue under fading.
+    The share falls linearly from fade_start to fade_end across the set; a rep is audible when the
+    running sum of shares passes a whole number, which spreads the audible reps evenly."""
+    if (cfg.fade_start, cfg.fade_end) == (1.0, 1.0):
+        return True
+    n = max(2, cfg.set_reps)
+    share = lambda k: cfg.fade_start + (cfg.fade_end - cfg.fade_start) * (min(k, n) - 1) / (n - 1)
+    before = sum(share(k) for k in range(1, rep_number))
+    return math.floor(before + share(rep_number) + 1e-9) > math.floor(before + 1e-9)
+
 
 class Exercise:
     def __init__(self, cfg: ExerciseConfig):
         self.cfg = cfg
+        self.cue_kind = "target" if cfg.exercise == "hip-dip" else "fault"
         self.cue_on = False
+        self.cue_audible = True
+        self.cue_excess_deg = 0.0
+        self.cue_side = cfg.free_side
         self.free_drop_deg = 0.0
-        self.reps = 0
-        self._in_rep = False
-        self._rep_start_t = 0.0
-        self._rep_max_drop = 0.0
-        self._rep_cued = False
+        self.reps = 0               # in the session
+        self.set_number = 1
+        self.set_reps_done = 0      # in the current set
+        self._set_reps: list[dict] = []
+        self._cue_since = 0.0
+        self._rep = None            # the rep in progress: dict of running numbers
+        self._past_since = None     # single-leg squat: when the drop went past the threshold
+        self._set_past_s = 0.0      # time past the threshold in the set
+        self._set_worst = -math.inf
+        self._set_cues = 0
 
-    def drop_deg(self, obliquity_deg: float, side: str) -> float:
-        """How far `side` is below level (docs/conventions.md)."""
-        return obliquity_deg if side == "right" else -obliquity_deg
+    # ---- cue ----
+    def _cue_update(self, t_s: float, drop: float, obliquity_deg: float) -> list[dict]:
+        cfg = self.cfg
+        if cfg.feedback == "bandwidth":
+            # either side low counts; the excess is how far outside the silent zone
+            side = "right" if obliquity_deg > 0 else "left"
+            level_err = abs(obliquity_deg)
+            past_on, back = level_err > cfg.bandwidth_deg, level_err < cfg.bandwidth_deg - cfg.hysteresis_deg
+            excess = level_err - cfg.bandwidth_deg
+        else:
+            side = cfg.free_side
+            thr = cfg.threshold_deg
+            past_on, back = drop > thr, drop < thr - cfg.hysteresis_deg
+            excess = drop - thr
+        self.cue_excess_deg = max(0.0, excess)
+        events = []
+        if not self.cue_on and past_on:
+            self.cue_on, self._cue_since, self.cue_side = True, t_s, side
+            self.cue_audible = fade_audible(self.set_reps_done + 1, cfg)
+            self._set_cues += 1
+            if self._rep is not None:
+                self._rep["cued"] = True
+                self._rep["feedback_given"] |= self.cue_audible
+            events.append({"event": "cue_on", "t": t_s, "kind": self.cue_kind, "low_side": side,
+                           "angle_deg": round(drop if cfg.feedback == "threshold" else level_err, 2),
+                           "audible": self.cue_audible})
+        elif self.cue_on and back and t_s - self._cue_since >= cfg.min_on_s:
+            self.cue_on = False
+            events.append({"event": "cue_off", "t": t_s, "kind": self.cue_kind, "low_side": self.cue_side,
+                           "angle_deg": round(drop if cfg.feedback == "threshold" else level_err, 2),
+                           "on_s": round(t_s - self._cue_since, 3)})
+        return events
 
+    # ---- per sample ----
     def update(self, t_s: float, obliquity_deg: float, forward_tilt_deg: float) -> list[dict]:
         cfg = self.cfg
-        side = cfg.free_side
-        drop = self.drop_deg(obliquity_deg, side)
+        drop = drop_deg(obliquity_deg, cfg.free_side)
         self.free_drop_deg = drop
+        self._set_worst = max(self._set_worst, drop)
         events = []
-        thr = cfg.threshold_deg
-        if not self.cue_on and drop > thr:
-            self.cue_on = True
-            self._rep_cued = True
-            events.append({"event": "cue_on", "t": t_s, "low_side": side, "angle_deg": round(drop, 2)})
-        elif self.cue_on and drop < thr - cfg.hysteresis_deg:
-            self.cue_on = False
-            events.append({"event": "cue_off", "t": t_s, "low_side": side, "angle_deg": round(drop, 2)})
-
-        if cfg.exercise == "keep-level":
-            return events
-        if cfg.exercise == "single-leg-squat":
-            starting, ending = forward_tilt_deg > cfg.squat_start_deg, forward_tilt_deg < cfg.squat_end_deg
+        if cfg.exercise == "hip-dip":
+            events += self._hip_dip(t_s, drop)
+            events += self._cue_update(t_s, drop, obliquity_deg)
+        elif cfg.exercise == "single-leg-squat":
+            events += self._cue_update(t_s, drop, obliquity_deg)
+            events += self._squat(t_s, drop, forward_tilt_deg)
         else:
-            starting, ending = drop > cfg.rep_start_deg, drop < cfg.rep_end_deg
-        if not self._in_rep and starting:
-            self._in_rep = True
-            self._rep_start_t = t_s
-            self._rep_max_drop = drop
-            self._rep_cued = self.cue_on
-        elif self._in_rep:
-            self._rep_max_drop = max(self._rep_max_drop, drop)
-            if ending:
-                self._in_rep = False
-                self.reps += 1
-                events.append({"event": "rep", "t": t_s, "index": self.reps, "low_side": side,
-                               "max_drop_deg": round(self._rep_max_drop, 2),
-                               "duration_s": round(t_s - self._rep_start_t, 2), "cued": self._rep_cued})
+            events += self._cue_update(t_s, drop, obliquity_deg)
+        self._track_time_past(t_s, drop)
+        if cfg.set_reps and self.set_reps_done >= cfg.set_reps and self._rep is None:
+            events += self.end_set(t_s)
         return events
+
+    def _track_time_past(self, t_s: float, drop: float) -> None:
+        past = drop > self.cfg.threshold_deg
+        if past and self._past_since is None:
+            self._past_since = t_s
+        elif not past and self._past_since is not None:
+            dt = t_s - self._past_since
+            self._set_past_s += dt
+            if self._rep is not None:
+                self._rep["past_s"] += dt
+            self._past_since = None
+
+    def _new_rep(self, t_s: float, drop: float) -> None:
+        self._rep = {"start": t_s, "max": drop, "min_after": math.inf, "returned_at": None,
+                     "cued": self.cue_on, "feedback_given": self.cue_on and self.cue_audible,
+                     "past_s": 0.0, "max_fwd": -math.inf}
+
+    def _finish_rep(self, t_s: float, **fields) -> dict:
+        rep, cfg = self._rep, self.cfg
+        self._rep = None
+        self.reps += 1
+        self.set_reps_done += 1
+        past = rep["past_s"] + (t_s - self._past_since if self._past_since is not None else 0.0)
+        event = {"event": "rep", "t": t_s, "index": self.reps, "set": self.set_number,
+                 "exercise": cfg.exercise, "low_side": cfg.free_side,
+                 "max_drop_deg": round(rep["max"], 2), "duration_s": round(t_s - rep["start"], 2),
+                 "cued": rep["cued"], "feedback_given": rep["feedback_given"],
+                 "time_past_threshold_s": round(past, 2), **fields}
+        self._set_reps.append(event)
+        return event
+
+    def _hip_dip(self, t_s: float, drop: float) -> list[dict]:
+        cfg = self.cfg
+        rep = self._rep
+        if rep is None:
+            if drop > cfg.rep_start_deg:
+                self._new_rep(t_s, drop)
+            return []
+        if rep["returned_at"] is None:
+            if drop < cfg.rep_end_deg:
+                rep["returned_at"] = t_s
+                rep["min_after"] = drop
+                return []
+            if drop < 0.5 * rep["max"]:
+                rep["min_after"] = min(rep["min_after"], drop)
+            if drop > rep["min_after"] + 1.5:
+                # came half way back, then dipped again: that rep never reached level
+                event = self._finish_rep(t_s, depth_deg=round(rep["max"], 2),
+                                         reached_target=rep["max"] >= cfg.threshold_deg,
+                                         returned_to_level=False, above_level_deg=0.0)
+                self._new_rep(t_s, drop)
+                return [event]
+            rep["max"] = max(rep["max"], drop)
+            return []
+        # back at level: follow the raise above level until it turns, then count the rep
+        rep["min_after"] = min(rep["min_after"], drop)
+        if drop > rep["min_after"] + 0.5 or t_s - rep["returned_at"] > 1.0 or drop > cfg.rep_start_deg:
+            event = self._finish_rep(t_s, depth_deg=round(rep["max"], 2),
+                                     reached_target=rep["max"] >= cfg.threshold_deg,
+                                     returned_to_level=True,
+                                     above_level_deg=round(max(0.0, -rep["min_after"]), 2))
+            if drop > cfg.rep_start_deg:
+                self._new_rep(t_s, drop)
+            return [event]
+        return []
+
+    def _squat(self, t_s: float, drop: float, fwd: float) -> list[dict]:
+        cfg = self.cfg
+        if self._rep is None:
+            if fwd > cfg.squat_start_deg:
+                self._new_rep(t_s, drop)
+                self._rep["max_fwd"] = fwd
+            return []
+        self._rep["max"] = max(self._rep["max"], drop)
+        self._rep["max_fwd"] = max(self._rep["max_fwd"], fwd)
+        if fwd < cfg.squat_end_deg:
+            return [self._finish_rep(t_s, max_forward_tilt_deg=round(self._rep["max_fwd"], 1))]
+        return []
+
+    # ---- sets ----
+    def end_set(self, t_s: float) -> list[dict]:
+        """Close the current set and summarise it. A hip dip still down counts as a rep that did
+        not return to level; a squat rep in progress is dropped. Returns the events."""
+        out = []
+        events_reps = self._set_reps
+        if self._rep is not None and self.cfg.exercise == "hip-dip":
+            out.append(self._finish_rep(t_s, depth_deg=round(self._rep["max"], 2),
+                                        reached_target=self._rep["max"] >= self.cfg.threshold_deg,
+                                        returned_to_level=False, above_level_deg=0.0))
+        self._rep = None
+        self._track_time_past(t_s, -math.inf)  # close a running past-threshold period
+        drops = [r["max_drop_deg"] for r in events_reps]
+        summary = {"event": "set_summary", "t": t_s, "set": self.set_number,
+                   "exercise": self.cfg.exercise, "low_side": self.cfg.free_side,
+                   "threshold_deg": self.cfg.threshold_deg, "reps": len(events_reps),
+                   "cued_reps": sum(1 for r in events_reps if r["cued"]),
+                   "worst_drop_deg": round(max(drops), 2) if drops else (
+                       round(self._set_worst, 2) if self._set_worst > -math.inf else None),
+                   "average_drop_deg": round(sum(drops) / len(drops), 2) if drops else None,
+                   "cues": self._set_cues, "time_past_threshold_s": round(self._set_past_s, 2)}
+        self.set_number += 1
+        self.set_reps_done = 0
+        self._set_reps = []
+        self._set_past_s = 0.0
+        self._set_worst = -math.inf
+        self._set_cues = 0
+        out.append(summary)
+        return out
+
+    @property
+    def set_in_progress(self) -> bool:
+        return bool(self._set_reps) or self._rep is not None or self._set_cues > 0
+
+
+def summary_text(summary: dict) -> str:
+    """A set summary in plain words, for the console and the window."""
+    side = summary["low_side"]
+    if summary["exercise"] == "keep-level":
+        worst = summary["worst_drop_deg"]
+        return (f"Set {summary['set']}: {summary['cues']} cues, {summary['time_past_threshold_s']:.1f} s past "
+                f"the limit" + (f"; worst: {side} hip {worst:.1f}° low." if worst is not None else "."))
+    if not summary["reps"]:
+        return f"Set {summary['set']}: no reps."
+    verb = "reached the target" if summary["exercise"] == "hip-dip" else "with the cue"
+    return (f"Set {summary['set']}: {summary['reps']} reps, {summary['cued_reps']} {verb}; "
+            f"{side} hip drop worst {summary['worst_drop_deg']:.1f}°, average {summary['average_drop_deg']:.1f}°.")

@@ -25,6 +25,7 @@ class LiveStatus:
     cue_on: bool = False
     reps: int = 0
     last_rep: dict = field(default_factory=dict)
+    last_summary: dict = field(default_factory=dict)  # the last set_summary event
     link: str = "connecting"          # connecting | streaming | disconnected | ended | error
     message: str = ""                 # one plain sentence for the user
     lost_samples: int = 0

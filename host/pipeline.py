@@ -27,7 +27,9 @@ MAX_BRIDGE_S = 10.0  # longer gaps are not bridged sample by sample; the estimat
 
 
 class CueSink(Protocol):
-    def update(self, on: bool, excess_deg: float, low_side: str) -> None: ...
+    def update(self, kind: str, on: bool, audible: bool, excess_deg: float, low_side: str) -> None:
+        """kind: "target" (hip dip reached its depth) or "fault" (past a limit); called every
+        sample with the current state, so the sink decides what is worth a sound call."""
 
 
 @dataclass
@@ -85,6 +87,14 @@ class Pipeline:
         if self.live is not None:
             self.live.update_status(**{f"threshold_{side}_deg": float(deg)})
 
+    def end_set(self) -> None:
+        """Close the exercise set now (stream ended, or the user ended it): emits its summary."""
+        if self.exercise.set_in_progress:
+            for event in self.exercise.end_set(self.t_s):
+                self.emit(event)
+        if self.cue is not None and self.exercise.cue_on:
+            self.cue.update(self.exercise.cue_kind, False, False, 0.0, self.exercise.cue_side)
+
     # ---- data ----
     def process(self, batch: SampleBatch) -> None:
         if self.estimator is None:
@@ -108,7 +118,7 @@ class Pipeline:
             for event in ex.update(t_s, obl, fwd):
                 self.emit(event)
             if self.cue is not None:
-                self.cue.update(ex.cue_on, ex.free_drop_deg - ex.cfg.threshold_deg, ex.cfg.free_side)
+                self.cue.update(ex.cue_kind, ex.cue_on, ex.cue_audible, ex.cue_excess_deg, ex.cue_side)
             if self.live is not None:
                 self.live.append(t_s, obl, fwd, ex.cue_on)
             if self.trace is not None:

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from .events import EventLog
+from .exercise import summary_text
 from .live import LiveBuffer
 from .pipeline import Pipeline, PipelineConfig
 from .protocol import Command, FrameType, SampleDecoder, encode_frame
@@ -34,6 +35,7 @@ class SessionSummary:
     lost_samples: int = 0
     reps: list = field(default_factory=list)
     cue_count: int = 0
+    sets: list = field(default_factory=list)
     frame_errors: dict = field(default_factory=dict)
     clock_drift_ppm: float = 0.0
 
@@ -47,11 +49,7 @@ class SessionSummary:
         lines = [f"Session ended: {self.reason}."]
         cued = sum(1 for r in self.reps if r.get("cued"))
         lines.append(f"Reps: {len(self.reps)} ({cued} with the cue).")
-        if self.reps:
-            worst = max(self.reps, key=lambda r: r["max_drop_deg"])
-            mean = sum(r["max_drop_deg"] for r in self.reps) / len(self.reps)
-            lines.append(f"Deepest drop: {worst['low_side']} hip {worst['max_drop_deg']:.1f}° low "
-                         f"(rep {worst['index']}); average {mean:.1f}°.")
+        lines += [summary_text(s) for s in self.sets]
         lines.append(f"Samples: {self.samples}, lost: {self.lost_samples}"
                      + (f", damaged frames skipped: {sum(self.frame_errors.values())}" if self.frame_errors else "")
                      + ".")
@@ -59,18 +57,25 @@ class SessionSummary:
 
 
 class AudioCueSink:
-    """Pipeline cue decisions -> CuePlayer calls, only when something audible changes."""
+    """Pipeline cue state -> CuePlayer calls, only when something audible changes: the target
+    chime once per crossing, the fault tone on/off with its pitch following the excess."""
 
     def __init__(self, player):
         self.player = player
         self._on = False
         self._last_update = 0.0
 
-    def update(self, on: bool, excess_deg: float, low_side: str) -> None:
+    def update(self, kind: str, on: bool, audible: bool, excess_deg: float, low_side: str) -> None:
         from .audio import fault_pitch_hz
+        pan = 0.6 if low_side == "right" else -0.6  # toward the low side
+        if kind == "target":
+            if on and not self._on and audible:
+                self.player.play_target(pan)
+            self._on = on
+            return
+        on = on and audible
         if on != self._on or (on and time.monotonic() - self._last_update > 0.02):
-            pan = 0.6 if low_side == "right" else -0.6
-            self.player.set_fault(on, fault_pitch_hz(max(0.0, excess_deg)), pan)
+            self.player.set_fault(on, fault_pitch_hz(excess_deg), pan)
             self._on = on
             self._last_update = time.monotonic()
 
@@ -91,8 +96,12 @@ class AngleTrace:
 
 class Session:
     def __init__(self, transport: Transport, cfg: PipelineConfig, events: EventLog | None = None,
-                 live: LiveBuffer | None = None, cue=None, trace=None, no_data_timeout_s: float = 15.0):
+                 live: LiveBuffer | None = None, cue=None, trace=None, no_data_timeout_s: float = 15.0,
+                 recorder=None):
         self.transport = transport
+        # recorder: optional sink with frame(t_host_s, frame_bytes), event(dict); it must never raise
+        # into the live path (it reports its own problems) and it is closed by whoever made it.
+        self.recorder = recorder
         self.events = events
         self.live = live or LiveBuffer()
         self.summary = SessionSummary()
@@ -113,8 +122,13 @@ class Session:
             self.live.update_status(last_rep=event, reps=len(self.summary.reps))
         elif kind == "cue_on":
             self.summary.cue_count += 1
+        elif kind == "set_summary":
+            self.summary.sets.append(event)
+            self.live.update_status(last_summary=event)
         if self.events is not None:
             self.events.write(event)
+        if self.recorder is not None:
+            self.recorder.event(event)
 
     def _link_event(self, kind: str, **fields) -> None:
         self._emit({"event": kind, "t": self.pipeline.t_s, **fields})
@@ -145,6 +159,7 @@ class Session:
             await self._stream()
         finally:
             await self.transport.close()
+        self.pipeline.end_set()
         s.samples, s.lost_samples = self.pipeline.samples, self.pipeline.lost_samples
         s.frame_errors = dict(self.decoder.errors)
         deframer = getattr(self.transport, "deframer", None)  # serial byte-level errors
@@ -185,6 +200,8 @@ class Session:
                     return
                 t_host, frame = item
                 last_data = t_host
+                if self.recorder is not None:
+                    self.recorder.frame(t_host, frame)
                 info_before = dec.info
                 batch = dec.feed(frame, t_host)
                 if dec.info is not info_before:
