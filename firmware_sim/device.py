@@ -19,6 +19,7 @@ Truth CSV columns (one row per sample, written as samples are generated):
   forward_tilt_deg  true forward lean of the pelvis, positive = forward
   rep            rep index (0-based) the sample belongs to, -1 outside reps
   sent           1 if the frame carrying this sample was sent, 0 if dropped by simulated loss
+  phase          still | bend | settle | rep | end (firmware_sim.motion: calibration bends are not reps)
 """
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ def mounting_matrix(yaw_deg: float = 0.0, tilt_deg: float = 0.0, tilt_dir_deg: f
 class SimDevice:
     def __init__(self, scenario: Scenario, rate_hz: int = 200, samples_per_frame: int = 4,
                  seed: int = 0, clock_ppm: float | None = None, mount_yaw_deg: float = 0.0,
-                 mount_tilt_deg: float | None = None, noise: bool = True, loss: float = 0.0,
+                 mount_tilt_deg: float | None = None, noise: float = 1.0, loss: float = 0.0,
                  history_s: float = 10.0, truth_file=None):
         if rate_hz not in RATES_HZ:
             raise ValueError(f"rate {rate_hz} Hz is not supported; choose from {RATES_HZ}")
@@ -75,10 +76,11 @@ class SimDevice:
         self.mount = mounting_matrix(mount_yaw_deg, mount_tilt_deg, float(self.rng.uniform(0, 360)))
         self.noise = noise
         self.loss = loss
-        self.acc_noise_g = 0.0015 if noise else 0.0
-        self.gyr_noise_dps = 0.07 if noise else 0.0
-        self.gyr_bias_dps = self.rng.normal(0.0, 0.5, 3) if noise else np.zeros(3)
-        self.acc_bias_g = self.rng.normal(0.0, 0.004, 3) if noise else np.zeros(3)
+        # noise: scale of all sensor errors (1 = a typical consumer MEMS IMU, 0 = ideal sensor)
+        self.acc_noise_g = 0.0015 * noise
+        self.gyr_noise_dps = 0.07 * noise
+        self.gyr_bias_dps = self.rng.normal(0.0, 0.5, 3) * noise
+        self.acc_bias_g = self.rng.normal(0.0, 0.004, 3) * noise
         self.boot_us = int(self.rng.integers(1_000_000, 50_000_000))  # device up-time at start
         self._dev_us = float(self.boot_us)  # device time of the next sample
         self._seq = 0
@@ -89,7 +91,7 @@ class SimDevice:
         self.dropped_frames = 0
         self.truth_file = truth_file
         if truth_file is not None:
-            truth_file.write("seq,t_device_us,t_true_s,obliquity_deg,forward_tilt_deg,rep,sent\n")
+            truth_file.write("seq,t_device_us,t_true_s,obliquity_deg,forward_tilt_deg,rep,sent,phase\n")
 
     # ---- what the host sees ----
     def info_frame(self) -> bytes:
@@ -144,46 +146,60 @@ class SimDevice:
         return self._true_time_s(self._dev_us) > self.scenario.duration_s
 
     def frames_due(self, t_true_s: float) -> list[bytes]:
-        """Frames whose samples have all been taken by true time t_true_s. Includes frames lost on
-        the way only in the history, not in the returned list."""
-        out = []
+        """Frames whose samples have all been taken by true time t_true_s. Frames lost on the way
+        (simulated loss) are kept in the history but not returned."""
         n = self.samples_per_frame
-        while not self.finished:
-            period_us = 1e6 / self.rate_hz
-            dev_us = self._dev_us + period_us * np.arange(n)
-            if self._true_time_s(dev_us[-1]) > t_true_s:
-                break
-            self._dev_us = float(dev_us[-1] + period_us)
-            frame = self._sample(np.round(dev_us).astype(np.int64))
-            if self.loss and self.rng.random() < self.loss:
+        period_us = 1e6 / self.rate_hz
+        # how many whole frames are due, without passing the end of the scenario
+        end_true = min(t_true_s, self.scenario.duration_s + n / self.rate_hz)
+        last_us = end_true * 1e6 * (1.0 + self.clock_ppm * 1e-6) + self.boot_us
+        k = int((last_us - self._dev_us) // (period_us * n) + 1) if last_us >= self._dev_us else 0
+        dev_us = self._dev_us + period_us * np.arange(k * n)
+        keep = self._true_time_s(dev_us.reshape(k, n)[:, -1]) <= t_true_s if k else np.zeros(0, bool)
+        start_ok = self._true_time_s(dev_us.reshape(k, n)[:, 0]) <= self.scenario.duration_s if k else keep
+        k = int(np.count_nonzero(keep & start_ok))
+        if k == 0:
+            return []
+        dev_us = dev_us[:k * n]
+        self._dev_us = float(dev_us[-1] + period_us)
+        out = []
+        for i, frame in enumerate(self._sample_frames(np.round(dev_us).astype(np.int64), n)):
+            lost = self.loss and self.rng.random() < self.loss
+            if lost:
                 self.dropped_frames += 1
-                self._write_truth(dev_us, sent=False)
             else:
                 self.sent_frames += 1
                 out.append(frame)
-                self._write_truth(dev_us, sent=True)
+            self._truth_seq0 = (self._seq - (k - i) * n) % SEQ_MODULO
+            self._write_truth(dev_us[i * n:(i + 1) * n], sent=not lost)
         return out
 
-    def _sample(self, dev_us: np.ndarray) -> bytes:
-        n = len(dev_us)
+    def _sample_frames(self, dev_us: np.ndarray, n: int) -> list[bytes]:
+        """Sample the model at these device times (a whole number of frames) and encode frames."""
+        k = len(dev_us) // n
         t = self._true_time_s(dev_us)
         acc_g, gyr_dps = self.imu_readings(t)
         if self.noise:
-            dt = 1.0 / self.rate_hz
-            self.gyr_bias_dps = self.gyr_bias_dps + self.rng.normal(0, 0.002 * math.sqrt(n * dt), 3)
-            acc_g = acc_g + self.acc_bias_g + self.rng.normal(0, self.acc_noise_g, (n, 3))
-            gyr_dps = gyr_dps + self.gyr_bias_dps + self.rng.normal(0, self.gyr_noise_dps, (n, 3))
+            # gyro bias: a random walk, one step per frame
+            steps = self.rng.normal(0, 0.002 * math.sqrt(n / self.rate_hz), (k, 3)) * self.noise
+            bias = self.gyr_bias_dps + np.cumsum(steps, axis=0)
+            self.gyr_bias_dps = bias[-1]
+            acc_g = acc_g + self.acc_bias_g + self.rng.normal(0, self.acc_noise_g, (k * n, 3))
+            gyr_dps = gyr_dps + np.repeat(bias, n, axis=0) + self.rng.normal(0, self.gyr_noise_dps, (k * n, 3))
         acc_raw = np.clip(np.round(acc_g / ACC_G_PER_LSB), -32768, 32767).astype(np.int16)
         gyr_raw = np.clip(np.round(gyr_dps / GYR_DPS_PER_LSB), -32768, 32767).astype(np.int16)
-        first = self._seq
-        self._seq = (self._seq + n) % SEQ_MODULO
-        frame = encode_frame(DataFrame(first, int(dev_us[0]), acc_raw, gyr_raw))
-        self._history.append((first, n, frame))
+        frames = []
         keep = int(self.history_s * self.rate_hz / max(1, n)) + 1
+        for i in range(k):
+            sl = slice(i * n, (i + 1) * n)
+            first = self._seq
+            self._seq = (self._seq + n) % SEQ_MODULO
+            frame = encode_frame(DataFrame(first, int(dev_us[i * n]), acc_raw[sl], gyr_raw[sl]))
+            self._history.append((first, n, frame))
+            frames.append(frame)
         while len(self._history) > keep:
             self._history.popleft()
-        self._truth_seq0 = first
-        return frame
+        return frames
 
     def imu_readings(self, t_s: np.ndarray, h: float = 1e-3):
         """Ideal (noise-free) accelerometer (g) and gyroscope (deg/s) in the sensor frame at true
@@ -214,7 +230,8 @@ class SimDevice:
         R, _ = self.scenario.pelvis(t)
         fwd_elev = np.degrees(np.arcsin(np.clip(R[:, 2, 0], -1, 1)))
         reps = self.scenario.rep_index(t)
+        phases = self.scenario.phase_names(t)
         seq0 = self._truth_seq0
         lines = [f"{(seq0 + i) % SEQ_MODULO},{int(round(dev_us[i]))},{t[i]:.6f},{obl[i]:.5f},"
-                 f"{-fwd_elev[i]:.5f},{reps[i]},{int(sent)}\n" for i in range(len(t))]
+                 f"{-fwd_elev[i]:.5f},{reps[i]},{int(sent)},{phases[i]}\n" for i in range(len(t))]
         self.truth_file.write("".join(lines))

@@ -1,6 +1,5 @@
 """The `hiplevel` command: one subcommand per module, each with `add_arguments(parser)` and
-`run(args) -> int`. Modules are imported when the parser is built, so they keep heavy imports
-(Qt, bleak, bumble) inside `run`.
+`run(args) -> int`. Only the chosen subcommand's module is imported.
 
 A `UserError` anywhere below becomes one plain sentence on stderr and exit status 2: no traceback
 for things the user can fix (a wrong port, a bad value, a missing folder).
@@ -9,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import logging
 import sys
 
@@ -16,8 +16,13 @@ import sys
 COMMANDS = {
     "demo": ("host.cmd_demo", "the app against the built-in simulated sensor doing hip dips"),
     "run": ("host.cmd_run", "connect to a sensor and give live feedback"),
+    "scan": ("host.cmd_scan", "list the hiplevel sensors in Bluetooth reach"),
     "sim": ("firmware_sim.cli", "run the simulated belt sensor"),
     "bench": ("host.bench", "benchmarks that print numbers"),
+    "sessions": ("host.cmd_sessions", "list recorded sessions"),
+    "replay": ("host.cmd_replay", "replay a recorded session through the pipeline"),
+    "export": ("host.cmd_export", "export a recorded session as CSV files"),
+    "report": ("host.cmd_report", "an HTML report of a session, or of a patient's progress"),
 }
 
 
@@ -25,25 +30,47 @@ class UserError(Exception):
     """A problem the user can fix, said in words they understand."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _chosen(argv: list[str], names) -> tuple[str | None, list[str]]:
+    """The subcommand named in argv (first word that is one) and the words after it."""
+    for i, word in enumerate(argv):
+        if word in names:
+            return word, argv[i + 1:]
+    return None, []
+
+
+def add_subcommands(parser, table: dict, argv: list[str], dest: str, metavar: str) -> None:
+    """One subparser per table entry; only the chosen one's module is imported (fast start-up,
+    and Qt/bleak/bumble load only for the commands that use them)."""
+    sub = parser.add_subparsers(dest=dest, metavar=metavar, required=True)
+    chosen, rest = _chosen(argv, table)
+    for name, (module_name, help_text) in table.items():
+        p = sub.add_parser(name, help=help_text)
+        if name != chosen:
+            continue
+        module = importlib.import_module(module_name)
+        p.description = (module.__doc__ or "").split("\n\n")[0]
+        if len(inspect.signature(module.add_arguments).parameters) > 1:
+            module.add_arguments(p, rest)  # it has subcommands of its own
+        else:
+            module.add_arguments(p)
+        p.set_defaults(**{f"_run_{dest}": module.run})
+
+
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hiplevel", description="Real-time pelvic-level feedback from a belt-worn IMU.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, (module_name, help_text) in COMMANDS.items():
-        module = importlib.import_module(module_name)
-        p = sub.add_parser(name, help=help_text, description=(module.__doc__ or "").split("\n\n")[0])
-        module.add_arguments(p)
-        p.set_defaults(_run=module.run)
+    add_subcommands(parser, COMMANDS, argv, "command", "COMMAND")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     level = logging.WARNING - 10 * args.verbose
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return int(args._run(args) or 0)
+        return int(args._run_command(args) or 0)
     except UserError as e:
         print(f"hiplevel {args.command}: {e}", file=sys.stderr)
         return 2

@@ -20,6 +20,7 @@ def describe_obliquity(obliquity_deg: float, level_band_deg: float = 1.0) -> str
 
 
 def status_line(status, t_s: float) -> str:
+    """One line: time, the angle in words, the cue, the rep count."""
     if status.ended:
         return f"{t_s:7.1f} s  ended: {status.message}"
     if not status.calibrated:
@@ -31,9 +32,15 @@ def status_line(status, t_s: float) -> str:
 
 
 async def console_view(live, pipeline, out, interactive: bool) -> None:
+    from .exercise import summary_text
     period = 0.2 if interactive else 1.0
+    shown_summary = None
     while True:
-        line = status_line(live.status_copy(), pipeline.t_s)
+        status = live.status_copy()
+        if status.last_summary and status.last_summary is not shown_summary:
+            shown_summary = status.last_summary
+            out.write(("\r" if interactive else "") + summary_text(shown_summary).ljust(78) + "\n")
+        line = status_line(status, pipeline.t_s)
         if interactive:
             out.write("\r" + line.ljust(78))
         else:

@@ -64,7 +64,7 @@ class ExerciseConfig:
         if not (0.0 <= self.fade_start <= 1.0 and 0.0 <= self.fade_end <= 1.0):
             raise ValueError("fading shares go from 0 to 1 (0% to 100% of reps)")
         if (self.fade_start, self.fade_end) != (1.0, 1.0) and self.set_reps < 2:
-            raise ValueError("fading needs the planned reps per set (set_reps of 2 or more)")
+            raise ValueError("fading needs the planned reps per set (--set-reps of 2 or more)")
 
     @property
     def free_side(self) -> str:
@@ -88,13 +88,14 @@ def drop_deg(obliquity_deg: float, side: str) -> float:
 def fade_audible(rep_number: int, cfg: ExerciseConfig) -> bool:
     """Whether rep `rep_number` (1-based within the set) gets an audible cue under fading.
     The share falls linearly from fade_start to fade_end across the set; a rep is audible when the
-    running sum of shares passes a whole number, which spreads the audible reps evenly."""
+    rounded running sum of shares steps up, which spreads the audible reps evenly."""
     if (cfg.fade_start, cfg.fade_end) == (1.0, 1.0):
         return True
     n = max(2, cfg.set_reps)
     share = lambda k: cfg.fade_start + (cfg.fade_end - cfg.fade_start) * (min(k, n) - 1) / (n - 1)
     before = sum(share(k) for k in range(1, rep_number))
-    return math.floor(before + share(rep_number) + 1e-9) > math.floor(before + 1e-9)
+    # rounding (not truncating) the running sum makes a share near 1 audible from the first reps
+    return math.floor(before + share(rep_number) + 0.5 + 1e-9) > math.floor(before + 0.5 + 1e-9)
 
 
 class Exercise:
