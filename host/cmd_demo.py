@@ -47,12 +47,13 @@ def run(args) -> int:
         sim_args += ["--reps", str(args.reps)]
     proc, port = start_sim(sim_args)
     print(f"Simulated sensor on {port}: {args.exercise}, standing on the {args.stance} leg. "
-          f"Stand still for 3 s to calibrate, then the reps begin.", flush=True)
+          f"It calibrates (stands still, then bends forward twice), then the reps begin.", flush=True)
     run_args = cmd_run.build_parser_for_demo().parse_args(
         ["--serial", port, "--exercise", args.exercise, "--stance", args.stance,
          "--threshold", str(args.threshold)]
         + (["--headless"] if args.headless else []) + (["--mute"] if args.mute else [])
         + (["--events", args.events] if args.events else []))
+    run_args.private_audio = True  # headless box without sound: the tone still plays (silently)
     try:
         return cmd_run.run(run_args)
     finally:
