@@ -8,10 +8,7 @@ times less so).
 from __future__ import annotations
 
 import argparse
-import datetime
-import platform
 import statistics
-import sys
 import time
 
 
@@ -80,9 +77,7 @@ def run(args) -> int:
     text = "\n".join(lines)
     print(text)
     if args.write_docs:
-        cmd = "hiplevel bench pipeline " + " ".join(sys.argv[3:])
-        with open(args.write_docs, "w") as f:
-            f.write("# Performance\n\n## Host pipeline cost\n\n"
-                    f"Measured {datetime.date.today()} on {platform.machine()}, Python "
-                    f"{platform.python_version()}, with `{cmd.strip()}`.\n\n{text}\n")
+        from .docs import replace_section
+        cmd = f"hiplevel bench pipeline --seconds {args.seconds:g} --repeats {args.repeats}"
+        replace_section(args.write_docs, "Host pipeline cost", f"`{cmd}`\n\n{text}")
     return 0
