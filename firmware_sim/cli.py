@@ -44,7 +44,17 @@ def _positive(text: str) -> float:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--link", choices=["pty"], default="pty", help="how the host connects (default: pty)")
+    p.add_argument("--link", choices=["pty", "ble"], default="pty",
+                   help="pty: a serial port (pseudo-terminal); ble: a BLE peripheral on a virtual radio "
+                        "served on loopback TCP (default pty)")
+    ble = p.add_argument_group("BLE link (--link ble)")
+    ble.add_argument("--hci-port", type=int, default=None, metavar="PORT",
+                     help="TCP port of the virtual radio (fixed, so a restarted sensor is found again)")
+    ble.add_argument("--name", default=None, help="advertised name (default hiplevel-sim-XXXX)")
+    ble.add_argument("--dropout-at", type=float, default=None, metavar="S",
+                     help="go out of range once at this sensor time, seconds")
+    ble.add_argument("--dropout-for", type=float, default=3.0, metavar="S",
+                     help="how long the dropout lasts, seconds (default 3)")
     p.add_argument("--exercise", choices=EXERCISES, default="hip-dip")
     p.add_argument("--stance", choices=SIDES, default="left", help="stance leg; the other side drops")
     p.add_argument("--reps", type=int, default=None, help="number of reps (default: one per --drops value, or 5)")
@@ -52,6 +62,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="drop of the free side per rep, degrees (repeats cyclically to --reps)")
     p.add_argument("--rep-seconds", type=_positive, default=3.5, help="duration of one rep (default 3.5)")
     p.add_argument("--lean", type=float, default=30.0, help="single-leg squat forward lean, degrees")
+    p.add_argument("--bends", type=int, default=2, metavar="N",
+                   help="slow forward bends after the first still phase, as `hiplevel run` asks for "
+                        "to calibrate (default 2; 0 for `hiplevel run --calibration standing`)")
+    p.add_argument("--bend-deg", type=float, default=30.0, metavar="DEG",
+                   help="how far each calibration bend tips the pelvis forward (default 30)")
     p.add_argument("--rate", type=int, choices=RATES_HZ, default=200, help="sample rate, Hz")
     p.add_argument("--samples-per-frame", type=int, default=4)
     p.add_argument("--speed", type=_positive, default=1.0, help="run this many times faster than real time")
@@ -70,9 +85,14 @@ def scenario_from_args(args) -> Scenario:
     reps = args.reps if args.reps is not None else (len(args.drops) if args.drops else 5)
     if reps < 0:
         raise SystemExit("hiplevel sim: --reps must be 0 or more")
+    if args.bends < 0:
+        raise ValueError("--bends must be 0 or more")
+    if not 0 <= args.bend_deg <= 90:
+        raise ValueError("--bend-deg must be within 0..90 degrees")
     drops = [drops[i % len(drops)] for i in range(reps)]
     return Scenario(exercise=args.exercise, stance=args.stance, drops_deg=drops,
-                    rep_s=args.rep_seconds, lean_deg=args.lean)
+                    rep_s=args.rep_seconds, lean_deg=args.lean, calibration_bends=args.bends,
+                    bend_deg=args.bend_deg)
 
 
 def run(args) -> int:
@@ -98,6 +118,12 @@ def run(args) -> int:
                        mount_tilt_deg=args.mount_tilt, noise=not args.no_noise, loss=args.loss,
                        truth_file=truth)
     try:
+        if args.link == "ble":
+            if args.corrupt:
+                raise UserError("--corrupt is for the serial link (BLE packets are checked by the radio)")
+            from .link_ble import run_ble
+            return run_ble(device, speed=args.speed, name=args.name, hci_port=args.hci_port,
+                           dropout_at_s=args.dropout_at, dropout_for_s=args.dropout_for)
         from .link_pty import run_pty
         return run_pty(device, speed=args.speed, corrupt=args.corrupt)
     except KeyboardInterrupt:

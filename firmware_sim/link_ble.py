@@ -1,7 +1,7 @@
 """The simulated sensor as a real BLE peripheral (google's bumble) on a virtual radio.
 
 In: a `SimDevice` (firmware_sim.device) that makes the frames, and the wall clock. Out: the same
-frames as GATT notifications (docs/protocol_ble.md), to any BLE central that attaches to the
+frames as GATT notifications (docs/protocol.md), to any BLE central that attaches to the
 virtual radio over loopback TCP. The first line printed says the sensor's name and where the radio
 is, e.g. `ble hiplevel-sim-1a2b tcp-client:127.0.0.1:40213`; hosts wait for that line (a TCP probe
 before it would swallow the HCI replies).
@@ -267,6 +267,7 @@ class SensorPeripheral:
         self.connection = None
         self.subscribed = False
         self.resent = False       # this connection asked CMD_RESEND_FROM before CMD_START
+        self.warned_mtu = False
         self.unsent: collections.deque[bytes] = collections.deque()
         self.t0: float | None = None
         self.ended = False
@@ -309,6 +310,7 @@ class SensorPeripheral:
         self.connection = connection
         self.subscribed = False
         self.resent = False
+        self.warned_mtu = False
         self.sim.streaming = False  # a new connection starts idle until the host says START
         connection.on("disconnection", lambda reason: self._on_disconnection(connection, reason))
         connection.on("connection_att_mtu_update", lambda: self._on_mtu(connection))
@@ -344,7 +346,7 @@ class SensorPeripheral:
             if cmd.type == FrameType.CMD_START:
                 if self.t0 is None:
                     self.t0 = time.monotonic()  # the scenario clock starts with the first START
-                if not self.resent:
+                if not self.sim.streaming and not self.resent:
                     self.unsent.clear()  # a fresh session starts live, not with old samples
             replies = self.sim.handle_command(bytes(value))
             if cmd.type == FrameType.CMD_RESEND_FROM:
@@ -359,8 +361,10 @@ class SensorPeripheral:
         limit = conn.att_mtu - 3
         for frame in frames:
             if len(frame) > limit:  # would be cut silently: never send a partial frame
-                log.warning("a %d-byte frame does not fit the link (ATT MTU %d)", len(frame),
-                            conn.att_mtu)
+                if not self.warned_mtu:
+                    self.warned_mtu = True
+                    log.warning("frames of %d bytes do not fit this link (ATT MTU %d); the host "
+                                "must exchange a larger MTU", len(frame), conn.att_mtu)
                 continue
             await self.ble.notify_subscriber(conn, self.data_char, frame)
 
@@ -428,10 +432,20 @@ def run_ble(device: SimDevice, speed: float = 1.0, name: str | None = None,
             dropout_for_s: float = 0.0, battery_pct: int = 87) -> int:
     """Run the sensor until its scenario is over (exit status 0). `dropout_at_s`/`dropout_for_s`
     (sensor seconds since START) take the sensor out of range once, as walking away would."""
-    if speed <= 0:
-        raise ValueError("speed must be positive")
+    problem = ("speed must be positive" if speed <= 0 else
+               "--dropout-at must be 0 or more seconds" if dropout_at_s is not None and
+               dropout_at_s < 0 else
+               "--dropout-for must be more than 0 seconds" if dropout_at_s is not None and
+               dropout_for_s <= 0 else None)
+    if problem:
+        print(f"sim: {problem}", file=sys.stderr)
+        return 2
     if not logging.getLogger().isEnabledFor(logging.INFO):
-        logging.getLogger("bumble").setLevel(logging.ERROR)  # its link warnings are expected here
-    asyncio.run(serve_ble(device, speed, name, hci_port, out, dropout_at_s, dropout_for_s,
-                          battery_pct))
+        logging.getLogger("bumble").setLevel(logging.CRITICAL)  # link losses are expected here
+    try:
+        asyncio.run(serve_ble(device, speed, name, hci_port, out, dropout_at_s, dropout_for_s,
+                              battery_pct))
+    except (OSError, ValueError) as e:  # port taken, name too long: say so, like the pty link
+        print(f"sim: {e}", file=sys.stderr)
+        return 2
     return 0

@@ -111,6 +111,7 @@ class Session:
         self.no_data_timeout_s = no_data_timeout_s
         self.loop = None
         self._stop = None
+        self._link_down = False  # a self-reconnecting link is down: silence is expected, not an error
         transport.on_event = self._link_event
 
     def _emit(self, event: dict) -> None:
@@ -130,10 +131,19 @@ class Session:
         if self.recorder is not None:
             self.recorder.event(event)
 
+    LINK_STATES = {"connected": "streaming", "disconnected": "disconnected",
+                   "reconnecting": "reconnecting", "gave_up": "error"}
+
     def _link_event(self, kind: str, **fields) -> None:
         self._emit({"event": kind, "t": self.pipeline.t_s, **fields})
-        state = {"connected": "streaming", "disconnected": "disconnected"}.get(kind, kind)
-        self.live.update_status(link=state, message=fields.get("message", ""))
+        if kind == "sensor_restarted":  # its numbering and clock began again
+            self.decoder.next_seq = None
+            self.pipeline.restart_segment()
+        if kind in self.LINK_STATES:
+            self._link_down = kind in ("disconnected", "reconnecting")
+            message = {"disconnected": "Sensor connection lost: reconnecting…",
+                       "reconnecting": "Looking for the sensor…"}.get(kind, fields.get("reason", ""))
+            self.live.update_status(link=self.LINK_STATES[kind], message=message)
 
     # ---- thread-safe control, for the GUI ----
     def call(self, fn, *args) -> None:
@@ -155,7 +165,11 @@ class Session:
             self.live.update_status(link="error", message=str(e), ended=True)
             return s
         try:
-            await self.transport.send(encode_frame(Command(FrameType.CMD_START)))
+            try:
+                await self.transport.send(encode_frame(Command(FrameType.CMD_START)))
+            except TransportError as e:
+                s.ok, s.reason = False, str(e)
+                return s
             await self._stream()
         finally:
             await self.transport.close()
@@ -187,6 +201,9 @@ class Session:
                 if not done:
                     read.cancel()
                     silent = time.monotonic() - last_data
+                    if self._link_down:
+                        last_data = time.monotonic()  # the transport is reconnecting; it gives up itself
+                        continue
                     if silent > self.no_data_timeout_s:
                         s.ok, s.reason = False, f"no data from the sensor for {silent:.0f} s"
                         return
@@ -207,8 +224,10 @@ class Session:
                 if dec.info is not info_before:
                     pipe.on_info(dec.info)
                 if batch is not None:
-                    self.clock.add(batch.t_device_us[-1] * 1e-6, t_host)
-                    pipe.process(batch)
+                    late = self.transport.late
+                    if not late:  # a re-sent frame's arrival says nothing about the clocks
+                        self.clock.add(batch.t_device_us[-1] * 1e-6, t_host)
+                    pipe.process(batch, live=not late)
                 if dec.stopped:
                     s.reason = "the sensor finished the set"
                     return

@@ -10,7 +10,10 @@ Contract:
 - `await read()` returns `(t_host_s, frame_bytes)` for the next frame, with t_host_s from
   time.monotonic(); returns None when the stream has ended for good (the sensor said it stopped, or
   a link that cannot come back went away: then `lost_reason` says why, in words).
-- `await send(frame_bytes)` sends a command frame.
+- `late` (attribute) tells, right after `read()`, whether that frame arrived late (re-sent after a
+  dropout).
+- `await send(frame_bytes)` sends a command frame; it may raise TransportError while a link that
+  reconnects by itself is down.
 - `await close()` is safe to call twice.
 """
 from __future__ import annotations
@@ -29,6 +32,9 @@ class Transport(abc.ABC):
     def __init__(self) -> None:
         self.on_event: Callable[..., None] = lambda kind, **fields: None
         self.lost_reason: str | None = None
+        # True while the frame read() just returned is one the sensor re-sent after a dropout:
+        # it belongs in the history and recordings, but the live cue must not act on it.
+        self.late = False
 
     @abc.abstractmethod
     async def open(self) -> None: ...
