@@ -17,7 +17,7 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from .calibration import StandingCalibration, pelvis_angles_deg
+from .calibration import CALIBRATED, DEFAULT_METHOD, FAILED, make_calibration, pelvis_angles_deg
 from .estimators import DEFAULT_ESTIMATOR, make_estimator, up_in_sensor
 from .exercise import Exercise, ExerciseConfig
 from .live import LiveBuffer
@@ -37,6 +37,7 @@ class PipelineConfig:
     exercise: ExerciseConfig = field(default_factory=ExerciseConfig)
     estimator: str = DEFAULT_ESTIMATOR
     calibration_still_s: float = 2.0
+    calibration: str = DEFAULT_METHOD  # "bends" (guided forward bends) or "standing" (still only)
 
 
 class Pipeline:
@@ -59,6 +60,7 @@ class Pipeline:
         self.obliquity_deg = float("nan")
         self.forward_tilt_deg = float("nan")
         self._last = None  # (gyr_dps, acc_g) of the last sample, for bridging gaps
+        self._rebase = False
         if live is not None:
             ex = cfg.exercise
             live.update_status(stance=ex.stance, exercise=ex.exercise, calibrating=True,
@@ -73,11 +75,15 @@ class Pipeline:
             # A new estimator re-initialises from the next accelerometer sample; keep calibration.
             self.estimator = make_estimator(self.cfg.estimator, info.rate_hz)
             if self.calibration is None or self.calibration.result is None:
-                self.calibration = StandingCalibration(info.rate_hz, self.cfg.calibration_still_s)
+                self.calibration = make_calibration(self.cfg.calibration, info.rate_hz,
+                                                    self.cfg.calibration_still_s)
+                self._prompt = None
+                self._levelled = 0
 
     def recalibrate(self) -> None:
         if self.calibration is not None:
             self.calibration.reset()
+            self._prompt = self.calibration.prompt
         if self.live is not None:
             self.live.update_status(calibrated=False, calibrating=True,
                                     message="Stand still and level to calibrate…")
@@ -96,28 +102,61 @@ class Pipeline:
             self.cue.update(self.exercise.cue_kind, False, False, 0.0, self.exercise.cue_side)
 
     # ---- data ----
-    def process(self, batch: SampleBatch) -> None:
+    def restart_segment(self) -> None:
+        """The sensor restarted (its clock and numbering began again): continue the session's time
+        axis from where it was instead of jumping back."""
+        self._rebase = True
+
+    def process(self, batch: SampleBatch, live: bool = True) -> None:
+        """Run the batch through the chain. `live=False` for samples that arrived late (re-sent
+        after a dropout): they go into the estimator, the history, the trace and the rep count,
+        but never to the cue sink — a tone for a movement seconds ago would mislead. Events they
+        cause carry `late: true`."""
         if self.estimator is None:
             raise RuntimeError("process() before on_info(): the decoder only yields samples after info")
         if self.t0_us is None:
             self.t0_us = int(batch.t_device_us[0])
+        elif self._rebase:
+            self._rebase = False
+            self._last = None  # no bridging across a restart
+            self.t0_us = int(batch.t_device_us[0]) - int(round((self.t_s + 1.0 / self.rate_hz) * 1e6))
         if batch.lost_before:
             self._bridge_gap(batch)
         est, cal, ex = self.estimator, self.calibration, self.exercise
         for i in range(len(batch.t_device_us)):
             gyr, acc = batch.gyr_dps[i], batch.acc_g[i]
-            est.update(gyr, acc)
+            est.update(gyr - cal.gyr_bias_dps, acc)
             t_s = (int(batch.t_device_us[i]) - self.t0_us) * 1e-6
             up = up_in_sensor(est.quat_wxyz)
             if cal.result is None:
-                if cal.update(up, gyr, acc):
+                outcome = cal.update(t_s, gyr, acc)
+                if cal.levelled != self._levelled:
+                    # A still phase just measured the gyro bias while the user stood at rest: restart
+                    # the estimator from here on corrected data, so no bias transient (VQF cannot
+                    # learn more than 2 deg/s) is left in the angles.
+                    self._levelled = cal.levelled
+                    est = self.estimator = make_estimator(self.cfg.estimator, self.rate_hz)
+                    est.update(gyr - cal.gyr_bias_dps, acc)
+                    up = up_in_sensor(est.quat_wxyz)
+                if outcome == CALIBRATED:
                     self._calibrated(t_s)
                 else:
+                    if outcome == FAILED:
+                        f = cal.failure
+                        self.emit({"event": "calibration_failed", "t": t_s, "reason": f.reason,
+                                   "message": f.message})
+                    if cal.prompt != self._prompt and self.live is not None:
+                        self.live.update_status(message=cal.prompt)  # the step the user is asked for
+                    self._prompt = cal.prompt
                     continue
             obl, fwd = pelvis_angles_deg(cal.result, up)
             for event in ex.update(t_s, obl, fwd):
+                if not live:  # reps still count; a cue for the past is recorded but never sounded
+                    event["late"] = True
+                    if event["event"] == "cue_on":
+                        event["audible"] = False
                 self.emit(event)
-            if self.cue is not None:
+            if live and self.cue is not None:
                 self.cue.update(ex.cue_kind, ex.cue_on, ex.cue_audible, ex.cue_excess_deg, ex.cue_side)
             if self.live is not None:
                 self.live.append(t_s, obl, fwd, ex.cue_on)
@@ -139,15 +178,21 @@ class Pipeline:
         self.emit({"event": "gap", "t": round(t_s, 4), "lost_samples": int(lost)})
         if self._last is None:
             return
-        n = min(lost, int(MAX_BRIDGE_S * self.rate_hz))
+        # How long the gap was comes from the device's timestamps (fusion's dt is one sample period
+        # of the device clock); the sequence count is the fallback if the clock jumped (a reboot).
+        periods = round((t_s - self.t_s) * self.rate_hz) - 1
+        missing = periods if 0 <= periods <= 2 * lost + 1 else lost
+        n = min(missing, int(MAX_BRIDGE_S * self.rate_hz))
         g0, a0 = self._last
         g1, a1 = batch.gyr_dps[0], batch.acc_g[0]
+        bias = self.calibration.gyr_bias_dps
         for k in range(1, n + 1):
-            w = k / (lost + 1)
-            self.estimator.update((1 - w) * g0 + w * g1, (1 - w) * a0 + w * a1)
+            w = k / (missing + 1)
+            self.estimator.update((1 - w) * g0 + w * g1 - bias, (1 - w) * a0 + w * a1)
 
     def _calibrated(self, t_s: float) -> None:
         res = self.calibration.result
         self.emit({"event": "calibrated", "t": round(t_s, 4), **res.as_event()})
+        self._prompt = None
         if self.live is not None:
-            self.live.update_status(calibrated=True, calibrating=False, message="")
+            self.live.update_status(calibrated=True, calibrating=False, message=res.summary())
