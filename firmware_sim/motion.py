@@ -6,10 +6,18 @@
 obliquity is exactly the scripted angle because the orientation is built as
 R = Rz(heading) @ Rx(obliquity) @ Ry(forward lean): the left axis's elevation only depends on Rx.
 
-Timeline: `still_s` standing still and level (calibration), then one rep after another, then
-`end_still_s` standing still. A rep lowers the free side (opposite the stance leg) by its drop and
-brings it back with minimum-jerk profiles; the single-leg squat also leans forward and lowers the
-pelvis, so the accelerometer sees more than gravity.
+Timeline (`phase_names(t)`): `still_s` standing still and level ("still"), then the guided
+calibration movement the host asks for: `calibration_bends` slow forward bends ("bend", each
+`bend_s` long, the pelvis tipping forward by `bend_deg` about its left axis and shifting back as in a
+hip hinge) and `settle_s` standing still again ("settle"); then one rep after another ("rep"), then
+`end_still_s` standing still ("end"). With `calibration_bends=0` the reps follow the first still
+phase directly. A rep lowers the free side (opposite the stance leg) by its drop and brings it back
+with minimum-jerk profiles; the single-leg squat also leans forward and lowers the pelvis, so the
+accelerometer sees more than gravity.
+
+Imperfections on request, for testing how the host copes: `bend_skews_deg` turns bend k's axis by
+that angle (a diagonal bend, hips not square), `fidget_at_s` puts a one-second weight shift into
+the first still phase.
 """
 from __future__ import annotations
 
@@ -55,7 +63,13 @@ class Scenario:
     squat_depth_m: float = 0.15  # single-leg squat: how far the pelvis goes down
     still_s: float = 3.0
     end_still_s: float = 1.0
-    sway: bool = True            # small natural sway after calibration (truth includes it)
+    sway: bool = True            # small natural sway after the first still phase (truth includes it)
+    calibration_bends: int = 2   # slow forward bends after the still phase (the host's default asks for 2)
+    bend_deg: float = 30.0       # how far the pelvis tips forward in each bend
+    bend_s: float = 4.0          # one bend: down 35 %, hold 15 %, up 35 %, pause 15 %
+    settle_s: float = 1.5        # standing still after the bends, before the first rep
+    bend_skews_deg: list[float] = field(default_factory=list)  # per bend: axis turned by this (0 = straight)
+    fidget_at_s: float | None = None  # a weight shift during the first still phase, starting here
 
     def __post_init__(self):
         if self.exercise not in EXERCISES:
@@ -64,7 +78,12 @@ class Scenario:
             raise ValueError(f"stance must be left or right, not {self.stance!r}")
         if self.rep_s <= 0.5:
             raise ValueError("a rep must last more than 0.5 s")
+        if self.calibration_bends < 0:
+            raise ValueError("the number of calibration bends must be 0 or more")
+        if self.calibration_bends and not (0.0 <= self.bend_deg <= 90.0 and self.bend_s > 1.0):
+            raise ValueError("a calibration bend goes 0-90 degrees forward and lasts more than 1 s")
         self.drops_deg = [float(d) for d in self.drops_deg]
+        self.bend_skews_deg = [float(d) for d in self.bend_skews_deg]
 
     @property
     def free_side(self) -> str:
@@ -75,18 +94,56 @@ class Scenario:
         return len(self.drops_deg)
 
     @property
+    def bends_end_s(self) -> float:
+        return self.still_s + self.calibration_bends * self.bend_s
+
+    @property
+    def reps_start_s(self) -> float:
+        """End of the calibration phase (still, bends, settle): the first rep starts here."""
+        return self.bends_end_s + (self.settle_s if self.calibration_bends else 0.0)
+
+    @property
     def duration_s(self) -> float:
-        return self.still_s + self.reps * self.rep_s + self.end_still_s
+        return self.reps_start_s + self.reps * self.rep_s + self.end_still_s
 
     def rep_index(self, t_s: np.ndarray) -> np.ndarray:
         """Which rep each time falls in (-1 outside the reps)."""
-        i = np.floor((np.asarray(t_s, float) - self.still_s) / self.rep_s).astype(int)
+        i = np.floor((np.asarray(t_s, float) - self.reps_start_s) / self.rep_s).astype(int)
         return np.where((i >= 0) & (i < self.reps), i, -1)
+
+    def bend_index(self, t_s: np.ndarray) -> np.ndarray:
+        """Which calibration bend each time falls in (-1 outside the bends)."""
+        i = np.floor((np.asarray(t_s, float) - self.still_s) / self.bend_s).astype(int)
+        return np.where((i >= 0) & (i < self.calibration_bends), i, -1)
+
+    def phase_names(self, t_s) -> np.ndarray:
+        """still | bend | settle | rep | end, per time (what the truth CSV's `phase` column says)."""
+        t = np.asarray(t_s, float)
+        conds = [t < self.still_s, t < self.bends_end_s, t < self.reps_start_s,
+                 t < self.reps_start_s + self.reps * self.rep_s]
+        return np.select(conds, ["still", "bend", "settle", "rep"], "end")
+
+    def _bend_profile(self, t_s: np.ndarray):
+        """(fraction of the bend 0..1, skew of that bend in deg) for each time."""
+        i = self.bend_index(t_s)
+        u = (t_s - self.still_s) / self.bend_s - i
+        shape = np.where(u < 0.5, min_jerk(u / 0.35), 1.0 - min_jerk((u - 0.5) / 0.35))
+        n = self.calibration_bends
+        given = self.bend_skews_deg[:n]
+        skews = np.asarray(given + [0.0] * (n - len(given)) + [0.0])  # index -1 -> the appended 0
+        active = i >= 0
+        return np.where(active, shape, 0.0), np.where(active, skews[i], 0.0)
+
+    def _fidget_profile(self, t_s: np.ndarray) -> np.ndarray:
+        if self.fidget_at_s is None:
+            return np.zeros_like(t_s)
+        u = t_s - self.fidget_at_s  # one second: shift over and back
+        return np.where(u < 0.5, min_jerk(u / 0.5), 1.0 - min_jerk((u - 0.5) / 0.5))
 
     def _rep_profile(self, t_s: np.ndarray):
         """(fraction of the rep's excursion 0..1, drop of that rep in deg) for each time."""
         i = self.rep_index(t_s)
-        u = (t_s - self.still_s) / self.rep_s - i  # phase within the rep
+        u = (t_s - self.reps_start_s) / self.rep_s - i  # phase within the rep
         # down in 40% of the rep, hold 10%, back up in 35%, pause 15%
         shape = np.where(u < 0.5, min_jerk(u / 0.4), 1.0 - min_jerk((u - 0.5) / 0.35))
         drops = np.asarray(self.drops_deg + [0.0])[i]  # index -1 -> the appended 0
@@ -104,8 +161,16 @@ class Scenario:
         obliquity = sign * drops * shape
         lean = self.lean_deg * shape if self.exercise == "single-leg-squat" else np.zeros_like(t)
         heading = np.zeros_like(t)
+        if self.calibration_bends:
+            # a bend tips the pelvis forward about an axis turned by `skew` from its left axis
+            bend, skew = self._bend_profile(t)
+            lean = lean + self.bend_deg * bend * np.cos(np.radians(skew))
+            obliquity = obliquity + self.bend_deg * bend * np.sin(np.radians(skew))
+        if self.fidget_at_s is not None:
+            f = self._fidget_profile(t)
+            obliquity, lean = obliquity + 3.0 * f, lean + 4.0 * f
         if self.sway:
-            env = min_jerk((t - self.still_s) / 1.0)  # sway starts after the calibration phase
+            env = min_jerk((t - self.still_s) / 1.0)  # sway starts after the first still phase
             obliquity = obliquity + env * (0.25 * np.sin(2 * np.pi * 0.23 * t)
                                            + 0.15 * np.sin(2 * np.pi * 0.61 * t + 1.0))
             lean = lean + env * 0.8 * np.sin(2 * np.pi * 0.17 * t + 0.3)
@@ -121,6 +186,10 @@ class Scenario:
         if self.exercise == "single-leg-squat":
             shape, _ = self._rep_profile(t)
             pos[..., 2] = -self.squat_depth_m * shape
+        if self.calibration_bends:
+            bend, _ = self._bend_profile(t)  # hip hinge: the pelvis moves back and a little down
+            pos[..., 0] -= 0.08 * bend
+            pos[..., 2] -= 0.03 * bend
         if self.sway:
             env = min_jerk((t - self.still_s) / 1.0)
             pos[..., 0] += env * 0.01 * np.sin(2 * np.pi * 0.3 * t)

@@ -23,6 +23,7 @@ COMMANDS = {
     "replay": ("host.cmd_replay", "replay a recorded session through the pipeline"),
     "export": ("host.cmd_export", "export a recorded session as CSV files"),
     "report": ("host.cmd_report", "an HTML report of a session, or of a patient's progress"),
+    "history": ("host.cmd_history", "a window with a patient's sessions, progress and session review"),
 }
 
 
@@ -76,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ def run(args) -> int:
     print(f"Simulated sensor on {port}: {args.exercise}, standing on the {args.stance} leg. "
           f"It calibrates (stands still, then bends forward twice), then the reps begin.", flush=True)
     run_args = cmd_run.build_parser_for_demo().parse_args(
-        ["--serial", port, "--exercise", args.exercise, "--stance", args.stance,
+        ["--serial", port, "--exercise", args.exercise, "--stance", args.stance, "--patient", "demo",
          "--threshold", str(args.threshold)]
         + (["--headless"] if args.headless else []) + (["--mute"] if args.mute else [])
         + (["--events", args.events] if args.events else []))

@@ -13,7 +13,7 @@ import sys
 
 from .cli import UserError
 from .estimators import DEFAULT_ESTIMATOR, ESTIMATORS
-from .exercise import EXERCISES, ExerciseConfig
+from .exercise import EXERCISES, FEEDBACK, ExerciseConfig
 from .pipeline import PipelineConfig
 
 
@@ -27,13 +27,39 @@ def threshold_deg(text: str) -> float:
     return v
 
 
+def fraction(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}")
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {v:g}")
+    return v
+
+
+def fade_shares(text: str) -> tuple[float, float]:
+    try:
+        first, last = (float(x) for x in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--fade wants two percentages like 100:20, got {text!r}")
+    if not (0 <= first <= 100 and 0 <= last <= 100):
+        raise argparse.ArgumentTypeError("--fade percentages go from 0 to 100")
+    return first / 100.0, last / 100.0
+
+
 def add_link_arguments(p: argparse.ArgumentParser) -> None:
     link = p.add_mutually_exclusive_group(required=True)
     link.add_argument("--serial", metavar="PORT", help="serial port of the sensor, e.g. /dev/ttyACM0")
+    link.add_argument("--ble", metavar="NAME_OR_ADDRESS", help="Bluetooth LE sensor (see `hiplevel scan`)")
+    p.add_argument("--ble-hci", metavar="SPEC", default=None,
+                   help="Bluetooth controller to use instead of the computer's own, e.g. the simulator's "
+                        "virtual radio tcp-client:127.0.0.1:PORT (or set HIPLEVEL_BLE_HCI)")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_link_arguments(p)
+    from .recorder import add_recording_arguments
+    add_recording_arguments(p)  # --db, --patient, --no-record
     p.add_argument("--exercise", choices=EXERCISES, default="hip-dip")
     p.add_argument("--stance", choices=["left", "right"], default="left",
                    help="the leg you stand on; the cue watches the other side")
@@ -41,25 +67,53 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="drop that triggers the cue, both sides (default 5)")
     p.add_argument("--threshold-left", type=threshold_deg, default=None, metavar="DEG")
     p.add_argument("--threshold-right", type=threshold_deg, default=None, metavar="DEG")
+    p.add_argument("--calibration", choices=["bends", "standing"], default="bends",
+                   help="bends (default): stand still, then two slow forward bends that find how the "
+                        "belt sits; standing: stand still only, belt assumed square over the sacrum")
     p.add_argument("--estimator", default=DEFAULT_ESTIMATOR, choices=sorted(ESTIMATORS),
                    help=f"orientation filter (default {DEFAULT_ESTIMATOR})")
     p.add_argument("--headless", action="store_true", help="console view instead of a window")
     p.add_argument("--events", metavar="PATH", help="write events as JSON lines to PATH ('-' = stdout)")
     p.add_argument("--angles", metavar="PATH", help="write the angle of every sample to a CSV file")
     p.add_argument("--mute", action="store_true", help="no cue tone")
-    p.add_argument("--volume", type=float, default=0.6, help="cue volume 0..1 (default 0.6)")
+    p.add_argument("--volume", type=fraction, default=0.6, help="cue volume 0..1 (default 0.6)")
+    cue = p.add_argument_group("cue design")
+    cue.add_argument("--feedback", choices=FEEDBACK, default="threshold",
+                     help="threshold: cue past the threshold (default); bandwidth: silent inside "
+                          "±--bandwidth of level, cue outside (single-leg-squat, keep-level)")
+    cue.add_argument("--bandwidth", type=threshold_deg, default=2.0, metavar="DEG",
+                     help="half-width of the silent zone for --feedback bandwidth (default 2)")
+    cue.add_argument("--hysteresis", type=float, default=1.0, metavar="DEG",
+                     help="how far back the drop must come before the cue stops (default 1)")
+    cue.add_argument("--min-on", type=float, default=0.25, metavar="S",
+                     help="shortest cue, seconds (default 0.25)")
+    cue.add_argument("--set-reps", type=int, default=0, metavar="N",
+                     help="reps per set: a set summary after every N reps (default: one set)")
+    cue.add_argument("--fade", type=fade_shares, default=None, metavar="FIRST:LAST",
+                     help="faded feedback: percent of reps with an audible cue at the first and "
+                          "last rep of each set, e.g. 100:20 (needs --set-reps)")
 
 
 def make_transport(args):
+    if getattr(args, "ble", None):
+        from .ble.transport import BleTransport
+        return BleTransport(args.ble, hci=args.ble_hci)
     from .transport_serial import SerialTransport
     return SerialTransport(args.serial)
 
 
 def exercise_config(args) -> ExerciseConfig:
     base = args.threshold if args.threshold is not None else 5.0
-    return ExerciseConfig(exercise=args.exercise, stance=args.stance,
-                          threshold_left_deg=args.threshold_left or base,
-                          threshold_right_deg=args.threshold_right or base)
+    fade = args.fade or (1.0, 1.0)
+    try:
+        return ExerciseConfig(exercise=args.exercise, stance=args.stance,
+                              threshold_left_deg=args.threshold_left or base,
+                              threshold_right_deg=args.threshold_right or base,
+                              hysteresis_deg=args.hysteresis, min_on_s=args.min_on,
+                              feedback=args.feedback, bandwidth_deg=args.bandwidth,
+                              fade_start=fade[0], fade_end=fade[1], set_reps=args.set_reps)
+    except ValueError as e:
+        raise UserError(str(e)) from None
 
 
 def open_audio(args, say):
@@ -67,20 +121,35 @@ def open_audio(args, say):
     if args.mute:
         return None
     from .audio import AudioUnavailable, CuePlayer
+    from .pulse import ensure_server
+    # The user's sound server (or, under sudo, the desktop user's). The demo may start a private
+    # one with a silent virtual output so the whole cue path still runs on a box without sound.
+    private = ensure_server(start_private=getattr(args, "private_audio", False))
+    if private is not None:
+        say("No sound server found: started a private one; cue tones play into a silent virtual "
+            "output (on a desktop you would hear them).")
     player = CuePlayer(volume=max(0.0, min(1.0, args.volume)))
     try:
         player.start()
     except AudioUnavailable as e:
         say(str(e))
         return None
+    player.private_server = private  # stopped with the player, see close_audio
     return player
+
+
+def close_audio(player) -> None:
+    if player is not None:
+        player.close()
+        if getattr(player, "private_server", None) is not None:
+            player.private_server.stop()
 
 
 class Commands:
     """What the GUI may ask of a running session; each call crosses to the pipeline's thread."""
 
-    def __init__(self, session, player):
-        self.session, self.player = session, player
+    def __init__(self, session, player, recorder=None):
+        self.session, self.player, self.recorder = session, player, recorder
 
     def recalibrate(self):
         self.session.call(self.session.pipeline.recalibrate)
@@ -88,9 +157,18 @@ class Commands:
     def set_threshold(self, side: str, deg: float):
         self.session.call(self.session.pipeline.set_threshold, side, deg)
 
+    def end_set(self):
+        self.session.call(self.session.pipeline.end_set)
+
     def set_muted(self, muted: bool):
         if self.player is not None:
             self.player.set_muted(muted)
+
+    def set_patient(self, label: str):
+        """Record the session under this patient label (ValueError with the reason if refused)."""
+        if self.recorder is None:
+            raise ValueError("this session is not being recorded")
+        self.recorder.set_patient(label)
 
 
 def run(args) -> int:
@@ -100,11 +178,16 @@ def run(args) -> int:
 
     if getattr(ESTIMATORS[args.estimator], "live", True) is False:
         raise UserError(f"the {args.estimator} estimator needs the whole recording; it cannot run live")
-    cfg = PipelineConfig(exercise=exercise_config(args), estimator=args.estimator)
+    cfg = PipelineConfig(exercise=exercise_config(args), estimator=args.estimator,
+                         calibration=args.calibration)
     gui = not args.headless
     if gui:
-        from .gui import qt_display_available
-        gui = qt_display_available()
+        try:
+            from .gui import qt_display_available
+            gui = qt_display_available()
+        except ImportError as e:  # Qt's libraries missing: the console view still works
+            print(f"The window cannot open ({e}); showing the console view.", file=sys.stderr)
+            gui = False
     text_out = sys.stderr if args.events == "-" else sys.stdout
     say = lambda msg: print(msg, file=text_out, flush=True)
     if not gui and not args.headless:
@@ -118,8 +201,10 @@ def run(args) -> int:
             raise UserError(f"cannot write the angle file {args.angles}: {e.strerror}") from None
     player = open_audio(args, say)
     live = LiveBuffer()
+    from .recorder import open_recorder
+    recorder = open_recorder(args, cfg, say, live)  # None with --no-record; never stops the session
     session = Session(make_transport(args), cfg, events=events, live=live,
-                      cue=AudioCueSink(player) if player else None, trace=trace)
+                      cue=AudioCueSink(player) if player else None, trace=trace, recorder=recorder)
     try:
         if gui:
             from .gui import run_gui
@@ -134,20 +219,26 @@ def run(args) -> int:
                 if thread is not None:
                     thread.join(timeout=3)
 
-            run_gui(live, start=start, stop=stop, commands=Commands(session, player),
-                    title=f"hiplevel — {args.exercise}, {args.stance} leg stance")
+            recording = recorder is not None and recorder.failed is None
+            run_gui(live, start=start, stop=stop, commands=Commands(session, player, recorder),
+                    title=f"hiplevel — {args.exercise}, {args.stance} leg stance",
+                    patients=recorder.known_patients() if recording else None,
+                    patient=recorder.patient if recording else None)
             summary = session.summary
         else:
             summary = asyncio.run(_headless(session, live, text_out))
     finally:
-        if player is not None:
-            player.close()
+        close_audio(player)
         if trace is not None:
             trace.close()
         events.close()
+        if recorder is not None:
+            recorder.close()
     if summary.open_failed:
         raise UserError(summary.reason)
     say(summary.text())
+    if recorder is not None:
+        say(recorder.summary_line())
     return 0 if summary.ok else 1
 
 

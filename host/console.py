@@ -35,8 +35,12 @@ async def console_view(live, pipeline, out, interactive: bool) -> None:
     from .exercise import summary_text
     period = 0.2 if interactive else 1.0
     shown_summary = None
+    was_calibrated = False
     while True:
         status = live.status_copy()
+        if status.calibrated and not was_calibrated and status.message:
+            out.write(("\r" if interactive else "") + status.message.ljust(78) + "\n")  # how good it was
+        was_calibrated = status.calibrated
         if status.last_summary and status.last_summary is not shown_summary:
             shown_summary = status.last_summary
             out.write(("\r" if interactive else "") + summary_text(shown_summary).ljust(78) + "\n")

@@ -238,9 +238,10 @@ DEFAULT_ESTIMATOR = "vqf"
 LIVE_ESTIMATORS = [name for name, cls in ESTIMATORS.items() if cls.live]
 
 
-def make_estimator(name: str, rate_hz: float, *, allow_offline: bool = False):
+def make_estimator(name: str, rate_hz: float, *, allow_offline: bool = False, **params):
     """A new estimator by name. Non-causal ones (live = False) need allow_offline=True: the live app
-    must not run a filter that waits for the end of the recording."""
+    must not run a filter that waits for the end of the recording. `params` go to the estimator's
+    constructor (for VQF: its own parameter names)."""
     try:
         cls = ESTIMATORS[name]
     except KeyError:
@@ -248,7 +249,7 @@ def make_estimator(name: str, rate_hz: float, *, allow_offline: bool = False):
     if not cls.live and not allow_offline:
         raise ValueError(f"estimator {name!r} needs the whole recording (non-causal) and cannot run "
                          f"live; choose from {', '.join(LIVE_ESTIMATORS)}")
-    return cls(rate_hz)
+    return cls(rate_hz, **params)
 
 
 def up_in_sensor(quat_wxyz: np.ndarray) -> np.ndarray:

@@ -3,8 +3,9 @@
 Data enters only through a `host.live.LiveBuffer`: the pipeline thread appends samples and updates its
 `LiveStatus`; this window reads both on its own QTimer (`MainWindow.refresh`) and never blocks the
 pipeline, which in turn never touches a widget. Data leaves only as calls on the optional `commands`
-object (`recalibrate()`, `set_threshold(side, deg)`, `set_muted(bool)`, `end_set()`, each optional),
-made from the GUI thread; the object makes them thread-safe.
+object (`recalibrate()`, `set_threshold(side, deg)`, `set_muted(bool)`, `end_set()`, `set_patient(label)`,
+each optional), made from the GUI thread; the object makes them thread-safe. The patient field appears
+only when the window is also given the known patients (`patients=`), i.e. when the session is recorded.
 
 `run_gui` runs the window as an application; `qt_display_available` tells the caller whether a real
 display exists, so it can choose the console view instead.
@@ -218,10 +219,13 @@ class MainWindow(QtWidgets.QMainWindow):
 
     closed = QtCore.Signal()
 
-    def __init__(self, live: LiveBuffer, commands=None, refresh_hz: float = REFRESH_HZ, parent=None):
+    def __init__(self, live: LiveBuffer, commands=None, refresh_hz: float = REFRESH_HZ, parent=None,
+                 patients: list[str] | None = None, patient: str | None = None):
         super().__init__(parent)
         self.live = live
         self.commands = commands
+        self._patients = patients        # known patient labels; None: no patient field
+        self.patient = patient           # the label the session is recorded under
         self.redraws = 0                 # refresh() calls that redrew the curve (soak tests count them)
         self._data_key = None            # (n, t_latest, tilt shown): skip redraw when nothing changed
         self._y_range = None
@@ -288,6 +292,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.angle_label = QtWidgets.QLabel("–")
         self.angle_label.setFont(_font(44, bold=True))
         self.angle_label.setMinimumWidth(520)
+        self.angle_label.setWordWrap(True)  # calibration prompts are longer than an angle
         self.exercise_label = QtWidgets.QLabel()
         self.exercise_label.setFont(_font(13))
         self.exercise_label.setStyleSheet(f"color:{COLORS['muted_text']}")
@@ -412,7 +417,10 @@ class MainWindow(QtWidgets.QMainWindow):
         self.threshold_spins: dict[str, QtWidgets.QDoubleSpinBox] = {}
         self.recalibrate_button = None
         self.mute_check = None
+        self.patient_combo = None
         cmd = self.commands
+        if self._patients is not None and cmd is not None and callable(getattr(cmd, "set_patient", None)):
+            self._build_patient_field(form)
         if cmd is not None and callable(getattr(cmd, "set_threshold", None)):
             for side in ("right", "left"):
                 spin = QtWidgets.QDoubleSpinBox()
@@ -432,7 +440,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.mute_check.toggled.connect(self._on_mute)
             form.addRow(self.mute_check)
         if cmd is not None and callable(getattr(cmd, "recalibrate", None)):
-            self.recalibrate_button = QtWidgets.QPushButton("Recalibrate (stand still)")
+            self.recalibrate_button = QtWidgets.QPushButton("Recalibrate")
             self.recalibrate_button.setFont(_font(12))
             self.recalibrate_button.clicked.connect(lambda: self._command("recalibrate"))
             form.addRow(self.recalibrate_button)
@@ -449,6 +457,54 @@ class MainWindow(QtWidgets.QMainWindow):
         col.addWidget(settings)
         col.addStretch(1)
         return scroll
+
+    def _build_patient_field(self, form: QtWidgets.QFormLayout) -> None:
+        # Editable: pick a known pseudonymous label or type a new one; the recording follows it.
+        combo = self.patient_combo = QtWidgets.QComboBox()
+        combo.setEditable(True)
+        combo.setInsertPolicy(QtWidgets.QComboBox.InsertPolicy.NoInsert)  # added only once accepted
+        combo.setFont(_font(13))
+        combo.addItems(sorted(set(self._patients) | ({self.patient} if self.patient else set())))
+        self._show_patient_label(self.patient or "")
+        combo.setToolTip("Pseudonymous patient label (e.g. P-017) this session is recorded under")
+        combo.activated.connect(lambda _i: self._on_patient(combo.currentText()))
+        combo.lineEdit().editingFinished.connect(lambda: self._on_patient(combo.currentText()))
+        form.addRow(self._form_label("Patient"), combo)
+        self.patient_note = QtWidgets.QLabel()
+        self.patient_note.setFont(_font(10))
+        self.patient_note.setWordWrap(True)
+        self._show_patient_note(f"Recording as {self.patient}" if self.patient else "")
+        form.addRow(self.patient_note)
+
+    def _show_patient_label(self, label: str) -> None:
+        # the item itself when known (so the arrow keys step from it), else just the text
+        combo = self.patient_combo
+        combo.blockSignals(True)
+        index = combo.findText(label)
+        if index >= 0:
+            combo.setCurrentIndex(index)
+        combo.setEditText(label)
+        combo.blockSignals(False)
+
+    def _show_patient_note(self, text: str, error: bool = False) -> None:
+        self.patient_note.setText(text)
+        self.patient_note.setStyleSheet(f"color:{COLORS['bad_bg'] if error else COLORS['muted_text']}")
+
+    def _on_patient(self, text: str) -> None:
+        label = text.strip()
+        if label == self.patient:
+            return
+        try:
+            self.commands.set_patient(label)
+        except Exception as e:  # noqa: BLE001 - a refused label must not take the live view down
+            self._show_patient_note(f"Not changed: {e}", error=True)
+            self._show_patient_label(self.patient or "")
+            return
+        self.patient = label
+        if self.patient_combo.findText(label) < 0:
+            self.patient_combo.addItem(label)
+        self._show_patient_label(label)
+        self._show_patient_note(f"Recording as {label}")
 
     @staticmethod
     def _form_label(text: str) -> QtWidgets.QLabel:
@@ -573,11 +629,13 @@ class MainWindow(QtWidgets.QMainWindow):
     def _update_texts(self, st: LiveStatus) -> None:
         cue_on = st.cue_on and not st.ended     # an ended session sounds nothing, whatever came last
         if st.calibrating:
-            angle, color = "Stand still…", COLORS["muted_text"]
+            # the calibration step the patient is asked for, large but smaller than an angle
+            angle = st.message or "Stand still…"
+            style = f"color:{COLORS['text']}; font-size:22pt"
         else:
             angle = describe_obliquity(st.obliquity_deg)
-            color = COLORS["cue"] if cue_on else COLORS["text"]
-        self._set_text(self.angle_label, angle, f"color:{color}")
+            style = f"color:{COLORS['cue'] if cue_on else COLORS['text']}"
+        self._set_text(self.angle_label, angle, style)
         self._set_text(self.exercise_label,
                        f"{st.exercise.replace('-', ' ').capitalize()} · standing on the {st.stance} leg · "
                        f"cue when the {st.free_side} hip drops {st.free_threshold_deg:g}°")
@@ -599,10 +657,10 @@ class MainWindow(QtWidgets.QMainWindow):
 
         parts = [LINK_TEXT.get(st.link, st.link)]
         if st.calibrating:
-            parts.append("Stand still to calibrate…")
+            parts.append("Calibrating")  # the step itself is in the big text
         elif not st.calibrated:
             parts.append("Not calibrated yet")
-        if st.message:
+        if st.message and not st.calibrating:
             parts.append(st.message)
         link_bad = st.link in ("disconnected", "error")
         self._set_text(self.status_label, "  ·  ".join(parts),
@@ -684,15 +742,17 @@ class MainWindow(QtWidgets.QMainWindow):
 # ----------------------------------------------------------------------------------------------------
 # application
 
-def run_gui(live: LiveBuffer, start=None, stop=None, commands=None, title: str = "hiplevel") -> int:
+def run_gui(live: LiveBuffer, start=None, stop=None, commands=None, title: str = "hiplevel",
+            patients: list[str] | None = None, patient: str | None = None) -> int:
     """Show the live window until it is closed; return the event loop's exit code.
 
     `start()` runs once the event loop is running (it launches the pipeline thread); `stop()` runs once
     when the window closes (or Ctrl+C), before this returns. An exception from `start` closes the window
-    and is raised again here, after `stop`, so the caller can report it in plain words.
+    and is raised again here, after `stop`, so the caller can report it in plain words. `patients` (known
+    labels) and `patient` (the current one) add the patient field, for a recorded session.
     """
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([sys.argv[0] if sys.argv else title])
-    window = MainWindow(live, commands)
+    window = MainWindow(live, commands, patients=patients, patient=patient)
     window.setWindowTitle(title)
     errors: list[BaseException] = []
 

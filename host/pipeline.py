@@ -2,13 +2,15 @@
 
 In: `SampleBatch`es from host.protocol.SampleDecoder (physical units, device timestamps, lost-sample
 counts), via `process(batch)`. Each sample goes
-  orientation estimator -> standing calibration -> pelvic angles -> exercise logic
+  orientation estimator -> mounting calibration (host.calibration) -> pelvic angles -> exercise logic
 and out come: events (dicts, passed to `emit`), one row per sample in the live buffer (for the plot
 or console view), cue decisions to the `cue` sink (audio), and optionally a per-sample angle trace.
 
 Lost samples (sequence gaps) are bridged for the estimator by interpolating the last sample and the
-next one, so fusion never integrates across a gap as if no time had passed, and a `gap` event says
-how many were lost. The pipeline never blocks: sinks must return at once.
+next one over as many sample periods as the device's timestamps say passed, so fusion never
+integrates across a gap as if no time had passed, and a `gap` event says how many were lost. The
+calibration's still phase measures the gyro bias; from then on the estimator runs on corrected data.
+The pipeline never blocks: sinks must return at once.
 """
 from __future__ import annotations
 
@@ -23,6 +25,11 @@ from .exercise import Exercise, ExerciseConfig
 from .live import LiveBuffer
 from .protocol import InfoFrame, SampleBatch
 
+# Once the still phase has measured the gyro bias (and the pipeline subtracts it), VQF's own rest
+# bias estimation only needs to follow slow drift. Left at its default clip (2 deg/s) it learns
+# standing sway (~0.4 deg/s, which its rest detector counts as rest) as bias: 0.5 deg RMSE standing
+# in the simulator. Clipped to 0.5 deg/s: 0.02-0.03 deg, squats and hip dips unchanged.
+AFTER_BIAS_PARAMS = {"vqf": {"biasClip": 0.5}}
 MAX_BRIDGE_S = 10.0  # longer gaps are not bridged sample by sample; the estimator re-converges
 
 
@@ -77,19 +84,21 @@ class Pipeline:
             if self.calibration is None or self.calibration.result is None:
                 self.calibration = make_calibration(self.cfg.calibration, info.rate_hz,
                                                     self.cfg.calibration_still_s)
-                self._prompt = None
                 self._levelled = 0
 
     def recalibrate(self) -> None:
         if self.calibration is not None:
             self.calibration.reset()
-            self._prompt = self.calibration.prompt
         if self.live is not None:
             self.live.update_status(calibrated=False, calibrating=True,
                                     message="Stand still and level to calibrate…")
 
     def set_threshold(self, side: str, deg: float) -> None:
+        if side not in ("left", "right") or not 0.5 <= deg <= 30:
+            raise ValueError(f"threshold {deg} for side {side!r} is out of range")
         setattr(self.exercise.cfg, f"threshold_{side}_deg", float(deg))
+        # recorded, so a replay or report can tell the session was steered live
+        self.emit({"event": "threshold_changed", "t": self.t_s, "side": side, "threshold_deg": float(deg)})
         if self.live is not None:
             self.live.update_status(**{f"threshold_{side}_deg": float(deg)})
 
@@ -135,7 +144,8 @@ class Pipeline:
                     # the estimator from here on corrected data, so no bias transient (VQF cannot
                     # learn more than 2 deg/s) is left in the angles.
                     self._levelled = cal.levelled
-                    est = self.estimator = make_estimator(self.cfg.estimator, self.rate_hz)
+                    est = self.estimator = make_estimator(self.cfg.estimator, self.rate_hz,
+                                                          **AFTER_BIAS_PARAMS.get(self.cfg.estimator, {}))
                     est.update(gyr - cal.gyr_bias_dps, acc)
                     up = up_in_sensor(est.quat_wxyz)
                 if outcome == CALIBRATED:
@@ -145,9 +155,9 @@ class Pipeline:
                         f = cal.failure
                         self.emit({"event": "calibration_failed", "t": t_s, "reason": f.reason,
                                    "message": f.message})
-                    if cal.prompt != self._prompt and self.live is not None:
-                        self.live.update_status(message=cal.prompt)  # the step the user is asked for
-                    self._prompt = cal.prompt
+                    # The step the user is asked for; also put back after a link message replaced it.
+                    if self.live is not None and self.live.status.message != cal.prompt:
+                        self.live.update_status(message=cal.prompt)
                     continue
             obl, fwd = pelvis_angles_deg(cal.result, up)
             for event in ex.update(t_s, obl, fwd):
@@ -193,6 +203,5 @@ class Pipeline:
     def _calibrated(self, t_s: float) -> None:
         res = self.calibration.result
         self.emit({"event": "calibrated", "t": round(t_s, 4), **res.as_event()})
-        self._prompt = None
         if self.live is not None:
             self.live.update_status(calibrated=True, calibrating=False, message=res.summary())

@@ -146,13 +146,19 @@ class Session:
             self.live.update_status(link=self.LINK_STATES[kind], message=message)
 
     # ---- thread-safe control, for the GUI ----
-    def call(self, fn, *args) -> None:
-        if self.loop is not None:
+    def call(self, fn, *args) -> bool:
+        """Run fn(*args) on the session's loop; False when the session has already ended."""
+        if self.loop is None or self.loop.is_closed():
+            return False
+        try:
             self.loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # the loop closed between the check and the call
+            return False
+        return True
 
     def stop(self) -> None:
-        if self.loop is not None and self._stop is not None:
-            self.loop.call_soon_threadsafe(self._stop.set)
+        if self._stop is not None:
+            self.call(self._stop.set)
 
     async def run(self) -> SessionSummary:
         self.loop = asyncio.get_running_loop()
@@ -186,53 +192,68 @@ class Session:
         return s
 
     async def _stream(self) -> None:
-        s, dec, pipe = self.summary, self.decoder, self.pipeline
+        s, dec = self.summary, self.decoder
         stop_wait = asyncio.ensure_future(self._stop.wait())
         last_data = time.monotonic()
+        drained = 0
         try:
             while True:
-                read = asyncio.ensure_future(self.transport.read())
-                done, _ = await asyncio.wait({read, stop_wait}, timeout=NO_DATA_WARN_S,
-                                             return_when=asyncio.FIRST_COMPLETED)
-                if stop_wait in done:
-                    read.cancel()
-                    s.reason = "stopped by the user"
-                    return
-                if not done:
-                    read.cancel()
-                    silent = time.monotonic() - last_data
-                    if self._link_down:
-                        last_data = time.monotonic()  # the transport is reconnecting; it gives up itself
-                        continue
-                    if silent > self.no_data_timeout_s:
-                        s.ok, s.reason = False, f"no data from the sensor for {silent:.0f} s"
+                item = self.transport.read_nowait()
+                if item is not None:
+                    drained += 1
+                    if drained % 64 == 0:  # a long backlog: let the console view and GUI commands run
+                        await asyncio.sleep(0)
+                        if self._stop.is_set():
+                            s.reason = "stopped by the user"
+                            return
+                else:
+                    read = asyncio.ensure_future(self.transport.read())
+                    done, _ = await asyncio.wait({read, stop_wait}, timeout=NO_DATA_WARN_S,
+                                                 return_when=asyncio.FIRST_COMPLETED)
+                    if stop_wait in done:
+                        read.cancel()
+                        s.reason = "stopped by the user"
                         return
-                    self.live.update_status(message=f"No data from the sensor for {silent:.0f} s…")
-                    continue
-                item = read.result()
-                if item is None:
-                    s.ok = dec.stopped
-                    s.reason = ("the sensor finished the set" if dec.stopped else
-                                f"lost the sensor ({self.transport.lost_reason or 'link closed'})")
-                    return
-                t_host, frame = item
-                last_data = t_host
-                if self.recorder is not None:
-                    self.recorder.frame(t_host, frame)
-                info_before = dec.info
-                batch = dec.feed(frame, t_host)
-                if dec.info is not info_before:
-                    pipe.on_info(dec.info)
-                if batch is not None:
-                    late = self.transport.late
-                    if not late:  # a re-sent frame's arrival says nothing about the clocks
-                        self.clock.add(batch.t_device_us[-1] * 1e-6, t_host)
-                    pipe.process(batch, live=not late)
+                    if not done:
+                        read.cancel()
+                        silent = time.monotonic() - last_data
+                        if self._link_down:  # the transport is reconnecting; it gives up by itself
+                            last_data = time.monotonic()
+                        elif silent > self.no_data_timeout_s:
+                            s.ok, s.reason = False, f"no data from the sensor for {silent:.0f} s"
+                            return
+                        else:
+                            self.live.update_status(message=f"No data from the sensor for {silent:.0f} s…")
+                        continue
+                    item = read.result()
+                    if item is None:
+                        s.ok = dec.stopped
+                        s.reason = ("the sensor finished the set" if dec.stopped else
+                                    f"lost the sensor ({self.transport.lost_reason or 'link closed'})")
+                        return
+                last_data = item[0]
+                self._handle(item)
                 if dec.stopped:
                     s.reason = "the sensor finished the set"
                     return
         finally:
             stop_wait.cancel()
+
+    def _handle(self, item) -> None:
+        """One frame from the transport: record it, decode it, run its samples through."""
+        t_host, frame = item
+        late = self.transport.late
+        if self.recorder is not None:
+            self.recorder.frame(t_host, frame, late)
+        dec, pipe = self.decoder, self.pipeline
+        info_before = dec.info
+        batch = dec.feed(frame, t_host)
+        if dec.info is not info_before:
+            pipe.on_info(dec.info)
+        if batch is not None:
+            if not late:  # a re-sent frame's arrival says nothing about the clocks
+                self.clock.add(batch.t_device_us[-1] * 1e-6, t_host)
+            pipe.process(batch, live=not late)
 
     def start_in_thread(self) -> threading.Thread:
         """Run the session on its own thread with its own event loop (used under the GUI)."""

@@ -42,6 +42,12 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     async def read(self) -> tuple[float, bytes] | None: ...
 
+    def read_nowait(self) -> tuple[float, bytes] | None:
+        """The next frame if one is already waiting, else None (then `await read()`). Lets the
+        session drain a backlog (replay at full speed, a burst after a stall) without a task
+        switch per frame."""
+        return None
+
     @abc.abstractmethod
     async def send(self, frame_bytes: bytes) -> None: ...
 

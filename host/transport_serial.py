@@ -75,6 +75,9 @@ class SerialTransport(Transport):
             await self._wake.wait()
         return self._frames.popleft()
 
+    def read_nowait(self):
+        return self._frames.popleft() if self._frames else None
+
     async def send(self, frame_bytes: bytes) -> None:
         if self._ended or self._ser is None:
             return

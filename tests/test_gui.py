@@ -249,10 +249,15 @@ def test_big_text_reps_cue_and_last_rep(qtbot, live, make_window):
     assert w.angle_label.text() == "Level" and w.cue_label.text() == "cue off"
     assert color_mask(image_array(w.cue_label.grab().toImage()), COLORS["cue"], tol=10).mean() < 0.01
 
-    live.update_status(calibrating=True, calibrated=False)
+    live.update_status(calibrating=True, calibrated=False, message="")
     wait_tick(qtbot, w)
-    assert "Stand still to calibrate" in w.status_label.text()
+    assert "Calibrating" in w.status_label.text()
     assert w.angle_label.text().startswith("Stand still")
+    # the step the calibration asks for is the big text, not buried in the status line
+    prompt = "Bend forward slowly from the hips, then come back up (1 of 2)…"
+    live.update_status(message=prompt)
+    wait_tick(qtbot, w)
+    assert w.angle_label.text() == prompt and prompt not in w.status_label.text()
 
 
 def test_format_event_orders_known_keys_and_keeps_unknown_ones():

@@ -8,7 +8,9 @@ from __future__ import annotations
 BENCHES = {
     "pipeline": ("host.bench.pipeline", "host cost per sample and replay throughput"),
     "accuracy": ("host.bench.accuracy", "orientation accuracy on recordings with ground truth (BROAD)"),
+    "replay": ("host.bench.replay", "recording cost and replay speed (hiplevel replay --fast)"),
     "latency": ("host.bench.latency", "cue latency through the real audio path"),
+    "calibration": ("host.bench.calibration", "mounting calibration, lost frames and clock drift against simulator truth"),
 }
 
 
