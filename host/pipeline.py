@@ -20,7 +20,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from .calibration import CALIBRATED, DEFAULT_METHOD, FAILED, make_calibration, pelvis_angles_deg
-from .estimators import DEFAULT_ESTIMATOR, make_estimator, up_in_sensor
+from .estimators import DEFAULT_ESTIMATOR, make_estimator
 from .exercise import Exercise, ExerciseConfig
 from .live import LiveBuffer
 from .protocol import InfoFrame, SampleBatch
@@ -136,7 +136,6 @@ class Pipeline:
             gyr, acc = batch.gyr_dps[i], batch.acc_g[i]
             est.update(gyr - cal.gyr_bias_dps, acc)
             t_s = (int(batch.t_device_us[i]) - self.t0_us) * 1e-6
-            up = up_in_sensor(est.quat_wxyz)
             if cal.result is None:
                 outcome = cal.update(t_s, gyr, acc)
                 if cal.levelled != self._levelled:
@@ -147,7 +146,6 @@ class Pipeline:
                     est = self.estimator = make_estimator(self.cfg.estimator, self.rate_hz,
                                                           **AFTER_BIAS_PARAMS.get(self.cfg.estimator, {}))
                     est.update(gyr - cal.gyr_bias_dps, acc)
-                    up = up_in_sensor(est.quat_wxyz)
                 if outcome == CALIBRATED:
                     self._calibrated(t_s)
                 else:
@@ -159,7 +157,7 @@ class Pipeline:
                     if self.live is not None and self.live.status.message != cal.prompt:
                         self.live.update_status(message=cal.prompt)
                     continue
-            obl, fwd = pelvis_angles_deg(cal.result, up)
+            obl, fwd = pelvis_angles_deg(cal.result, est.quat_wxyz)
             for event in ex.update(t_s, obl, fwd):
                 if not live:  # reps still count; a cue for the past is recorded but never sounded
                     event["late"] = True
