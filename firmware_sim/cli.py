@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from host.argtypes import loss_fraction, positive
+
 from .device import RATES_HZ, SimDevice
 from .motion import EXERCISES, SIDES, Scenario
 
@@ -21,26 +23,6 @@ def _drops(text: str) -> list[float]:
     if not drops or any(not 0 <= d <= 30 for d in drops):
         raise argparse.ArgumentTypeError("each drop must be between 0 and 30 degrees")
     return drops
-
-
-def _fraction(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a fraction such as 0.05, got {text!r}")
-    if not 0.0 <= v < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a fraction from 0 to below 1, got {v}")
-    return v
-
-
-def _positive(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}")
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number above 0, got {v}")
-    return v
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -60,7 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reps", type=int, default=None, help="number of reps (default: one per --drops value, or 5)")
     p.add_argument("--drops", type=_drops, default=None, metavar="D1,D2,...",
                    help="drop of the free side per rep, degrees (repeats cyclically to --reps)")
-    p.add_argument("--rep-seconds", type=_positive, default=3.5, help="duration of one rep (default 3.5)")
+    p.add_argument("--rep-seconds", type=positive, default=3.5, help="duration of one rep (default 3.5)")
     p.add_argument("--lean", type=float, default=30.0, help="single-leg squat forward lean, degrees")
     p.add_argument("--bends", type=int, default=2, metavar="N",
                    help="slow forward bends after the first still phase, as `hiplevel run` asks for "
@@ -69,13 +51,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="how far each calibration bend tips the pelvis forward (default 30)")
     p.add_argument("--rate", type=int, choices=RATES_HZ, default=200, help="sample rate, Hz")
     p.add_argument("--samples-per-frame", type=int, default=4)
-    p.add_argument("--speed", type=_positive, default=1.0, help="run this many times faster than real time")
+    p.add_argument("--speed", type=positive, default=1.0, help="run this many times faster than real time")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--clock-ppm", type=float, default=None, help="device clock error (default: random within ±50)")
     p.add_argument("--mount-yaw", type=float, default=0.0, help="belt turned toward the left side, degrees")
     p.add_argument("--mount-tilt", type=float, default=None, help="sensor tilt on the belt, degrees (default random 2-5)")
-    p.add_argument("--loss", type=_fraction, default=0.0, help="fraction of frames lost on the link")
-    p.add_argument("--corrupt", type=_fraction, default=0.0, help="fraction of serial packets with a flipped byte")
+    p.add_argument("--loss", type=loss_fraction, default=0.0, help="fraction of frames lost on the link")
+    p.add_argument("--corrupt", type=loss_fraction, default=0.0, help="fraction of serial packets with a flipped byte")
     p.add_argument("--no-noise", action="store_true", help="ideal sensor (no noise, no bias)")
     p.add_argument("--truth", metavar="FILE", help="write the true obliquity per sample to this CSV")
 

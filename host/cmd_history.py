@@ -11,7 +11,7 @@ import argparse
 
 from . import store
 from .cli import UserError
-from .cmd_sessions import add_db_argument, open_db, plain_db_errors
+from .cmd_sessions import add_db_argument, open_db, plain_db_errors, require_patient
 from .recorder import patient_label
 
 
@@ -26,10 +26,7 @@ def run(args) -> int:
     # The database first: a wrong path or an unknown patient is worth saying with or without a display.
     conn = open_db(args)
     try:
-        if args.patient is not None and store.patient_id(conn, args.patient, create=False) is None:
-            known = store.list_patients(conn)
-            raise UserError(f"no patient {args.patient!r} in the database"
-                            + (f" (known: {', '.join(known[:20])})" if known else ""))
+        require_patient(conn, args.patient)
     finally:
         conn.close()
     try:

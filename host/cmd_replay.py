@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from . import store
 from .cli import UserError
-from .cmd_run import threshold_deg
+from .argtypes import threshold_deg
 from .cmd_sessions import (add_db_argument, describe_block, get_session, open_db, pick_blocks,
                            plain_db_errors, session_arg)
 from .estimators import ESTIMATORS
@@ -165,24 +165,14 @@ def replay_block(conn, s: store.BlockInfo, cfg: PipelineConfig, speed: float | N
                       no_data_timeout_s=math.inf)
     t0 = time.perf_counter()
     if console is not None:
-        summary = asyncio.run(_with_console(session, live, console))
+        from .console import run_with_console
+        summary = asyncio.run(run_with_console(session, live, console))
     else:
         summary = asyncio.run(session.run())
     wall = time.perf_counter() - t0
     if summary.open_failed:
         raise UserError(summary.reason)
     return Replay(summary, collect.events, session.pipeline, transport, wall, session.pipeline.t_s, cols)
-
-
-async def _with_console(session, live, out):
-    from .console import console_view
-    view = asyncio.create_task(console_view(live, session.pipeline, out, out.isatty()))
-    try:
-        return await session.run()
-    finally:
-        view.cancel()
-        if out.isatty():
-            out.write("\n")
 
 
 def compare_reps(live_reps: list[dict], replay_reps: list[dict]) -> str:

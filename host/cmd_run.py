@@ -11,30 +11,11 @@ import argparse
 import asyncio
 import sys
 
+from .argtypes import fraction, threshold_deg
 from .cli import UserError
 from .estimators import DEFAULT_ESTIMATOR, ESTIMATORS
 from .exercise import EXERCISES, FEEDBACK, ExerciseConfig
 from .pipeline import PipelineConfig
-
-
-def threshold_deg(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected degrees, e.g. 5, got {text!r}")
-    if not 2.0 <= v <= 15.0:
-        raise argparse.ArgumentTypeError(f"thresholds go from 2 to 15 degrees, got {v:g}")
-    return v
-
-
-def fraction(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}")
-    if not 0.0 <= v <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {v:g}")
-    return v
 
 
 def fade_shares(text: str) -> tuple[float, float]:
@@ -226,7 +207,8 @@ def run(args) -> int:
                     patient=recorder.patient if recording else None)
             summary = session.summary
         else:
-            summary = asyncio.run(_headless(session, live, text_out))
+            from .console import run_with_console
+            summary = asyncio.run(run_with_console(session, live, text_out))
     finally:
         close_audio(player)
         if trace is not None:
@@ -240,17 +222,6 @@ def run(args) -> int:
     if recorder is not None:
         say(recorder.summary_line())
     return 0 if summary.ok else 1
-
-
-async def _headless(session, live, out):
-    from .console import console_view
-    view = asyncio.create_task(console_view(live, session.pipeline, out, out.isatty()))
-    try:
-        return await session.run()
-    finally:
-        view.cancel()
-        if out.isatty():
-            out.write("\n")
 
 
 def build_parser_for_demo() -> argparse.ArgumentParser:

@@ -33,6 +33,14 @@ def plain_db_errors(run):
     return wrapper
 
 
+def require_patient(conn, label: str | None) -> None:
+    """A UserError naming the known patients when `label` is given but not in the database."""
+    if label is not None and store.patient_id(conn, label, create=False) is None:
+        known = store.list_patients(conn)
+        raise UserError(f"no patient {label!r} in the database"
+                        + (f" (known: {', '.join(known[:20])})" if known else ""))
+
+
 def open_db(args):
     """The database for reading, or a UserError in plain words."""
     path = args.db or store.default_db_path()
@@ -84,10 +92,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     conn = open_db(args)
     try:
-        if args.patient is not None and store.patient_id(conn, args.patient, create=False) is None:
-            known = store.list_patients(conn)
-            raise UserError(f"no patient {args.patient!r} in the database"
-                            + (f" (known: {', '.join(known[:20])})" if known else ""))
+        require_patient(conn, args.patient)
         sessions = store.list_sessions(conn, args.patient)
     finally:
         conn.close()

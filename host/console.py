@@ -51,3 +51,14 @@ async def console_view(live, pipeline, out, interactive: bool) -> None:
             out.write(line + "\n")
         out.flush()
         await asyncio.sleep(period)
+
+
+async def run_with_console(session, live, out):
+    """Run a runner.Session with the console view beside it; returns the session's summary."""
+    view = asyncio.create_task(console_view(live, session.pipeline, out, out.isatty()))
+    try:
+        return await session.run()
+    finally:
+        view.cancel()
+        if out.isatty():
+            out.write("\n")

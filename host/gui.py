@@ -779,6 +779,10 @@ def run_gui(live: LiveBuffer, start=None, stop=None, commands=None, title: str =
     try:
         code = app.exec()
     finally:
+        # Nothing of this window may quit whatever event loop runs next in this process (a review
+        # window, a test): no later close, and no Quit event still queued from this one.
+        window.closed.disconnect(app.quit)
+        QtCore.QCoreApplication.removePostedEvents(app, QtCore.QEvent.Type.Quit)
         wake.stop()
         if previous is not None:
             signal.signal(signal.SIGINT, previous)

@@ -422,7 +422,10 @@ class ReviewWindow(QtWidgets.QMainWindow):
         self.rep_label.setText("")
         self.status_label.setText(f"Replaying the {block.frame_count} recorded frames through the pipeline…")
         job = self._job = _Job(self)
-        job.done.connect(lambda result, error, bid=block.id: self._on_loaded(bid, result, error))
+        # Queued explicitly: the signal is emitted on the worker thread, and a lambda has no thread
+        # of its own to queue to — left to AutoConnection it ran the widget updates on the worker.
+        job.done.connect(lambda result, error, bid=block.id: self._on_loaded(bid, result, error),
+                         QtCore.Qt.ConnectionType.QueuedConnection)
         job.start(load_block_review, self.db_path, block)
 
     def _on_loaded(self, block_id: int, review: BlockReview | None, error) -> None:

@@ -97,7 +97,7 @@ def test_port_that_does_not_exist():
 
 
 @pytest.mark.parametrize("args,words", [
-    (["run", "--serial", "/dev/null", "--threshold", "40"], "thresholds go from 2 to 15"),
+    (["run", "--serial", "/dev/null", "--threshold", "40"], "threshold from 2 to 15 degrees"),
     (["run", "--threshold", "5"], "--serial"),
     (["sim", "--drops", "3,x"], "--drops wants degrees"),
     (["sim", "--loss", "2"], "fraction"),

@@ -1,0 +1,20 @@
+"""The rep benchmark's scenarios and scoring (the full grid is `hiplevel bench reps`)."""
+import pytest
+
+from host.bench.reps import run_scenario
+
+
+@pytest.mark.parametrize("exercise", ["hip-dip", "single-leg-squat"])
+def test_fast_reps_with_loss_on_a_turned_belt_are_all_counted_and_cued_right(exercise):
+    r = run_scenario(exercise, tempo_s=1.5, loss=0.05, stance="right", noise=1.0, yaw_deg=-80.0,
+                     tilt_deg=20.0, seed=3)
+    assert r.counted == r.true_reps and r.extra == 0
+    assert r.scored_below >= 2 and r.scored_past >= 2  # the scenario does test both sides
+    assert r.false_cues == 0 and r.missed_cues == 0
+
+
+def test_scoring_catches_a_cue_at_the_wrong_threshold():
+    # the host cues at 2.5 deg while truth is scored against 5: reps at 3.5 deg become false cues
+    r = run_scenario("hip-dip", tempo_s=3.5, loss=0.0, stance="left", noise=1.0, yaw_deg=0.0,
+                     tilt_deg=5.0, seed=1, host_threshold_deg=2.5)
+    assert r.false_cues > 0
