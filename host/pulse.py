@@ -27,6 +27,7 @@ import atexit
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -41,6 +42,17 @@ log = logging.getLogger(__name__)
 SAMPLE_RATE_HZ = 48000
 CHANNELS = 2
 _BYTES_PER_FRAME = 4 * CHANNELS  # float32
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: ask Linux to SIGTERM it when the thread that started it dies, so a
+    killed app (SIGTERM, SIGKILL: no atexit) leaves no private sound server behind."""
+    try:
+        import ctypes
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass  # not Linux: atexit still stops it on a normal exit
 
 
 class PulseServerError(Exception):
@@ -134,7 +146,8 @@ class PulseServer:
         ]
         self._log_file = open(os.path.join(self._dir, "pulseaudio.log"), "wb")
         self._proc = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL,
-                                      stdout=self._log_file, stderr=subprocess.STDOUT)
+                                      stdout=self._log_file, stderr=subprocess.STDOUT,
+                                      preexec_fn=_die_with_parent)
         atexit.register(self.stop)
         deadline = time.monotonic() + timeout_s
         while True:
