@@ -107,3 +107,12 @@ def test_wrong_command_line_values_get_clear_errors(args, words):
     r = subprocess.run(hiplevel(*args), capture_output=True, text=True, cwd=ROOT, timeout=30)
     assert r.returncode == 2
     assert words in r.stderr and "Traceback" not in r.stderr
+
+
+def test_every_command_and_benchmark_builds_its_help():
+    from host.bench import BENCHES
+    from host.cli import COMMANDS
+    for words in [[name] for name in COMMANDS if name != "bench"] + [["bench", k] for k in BENCHES]:
+        r = subprocess.run(hiplevel(*words, "--help"), capture_output=True, text=True, cwd=ROOT, timeout=60)
+        assert r.returncode == 0 and "usage: hiplevel" in r.stdout, (words, r.stderr)
+    assert {"reps", "latency", "accuracy", "pipeline", "replay", "calibration"} <= set(BENCHES)

@@ -10,6 +10,7 @@ BENCHES = {
     "accuracy": ("host.bench.accuracy", "orientation accuracy on recordings with ground truth (BROAD)"),
     "replay": ("host.bench.replay", "recording cost and replay speed (hiplevel replay --fast)"),
     "latency": ("host.bench.latency", "cue latency through the real audio path"),
+    "reps": ("host.bench.reps", "rep detection and cue accuracy over simulated scenarios"),
     "calibration": ("host.bench.calibration", "mounting calibration, lost frames and clock drift against simulator truth"),
 }
 
