@@ -23,7 +23,7 @@ from .calibration import CALIBRATED, DEFAULT_METHOD, FAILED, make_calibration, p
 from .estimators import DEFAULT_ESTIMATOR, make_estimator
 from .exercise import Exercise, ExerciseConfig
 from .live import LiveBuffer
-from .protocol import InfoFrame, SampleBatch
+from .protocol import InfoFrame, SampleBatch, SampleDecoder
 
 # Once the still phase has measured the gyro bias (and the pipeline subtracts it), VQF's own rest
 # bias estimation only needs to follow slow drift. Left at its default clip (2 deg/s) it learns
@@ -115,6 +115,18 @@ class Pipeline:
         """The sensor restarted (its clock and numbering began again): continue the session's time
         axis from where it was instead of jumping back."""
         self._rebase = True
+
+    def feed_frame(self, decoder: SampleDecoder, frame_bytes: bytes, t_host_s: float = 0.0,
+                   live: bool = True) -> SampleBatch | None:
+        """Decode one frame with `decoder` and run its samples through (an info frame sets the
+        rate). Returns the batch, if the frame carried samples."""
+        info = decoder.info
+        batch = decoder.feed(frame_bytes, t_host_s)
+        if decoder.info is not info:
+            self.on_info(decoder.info)
+        if batch is not None:
+            self.process(batch, live=live)
+        return batch
 
     def process(self, batch: SampleBatch, live: bool = True) -> None:
         """Run the batch through the chain. `live=False` for samples that arrived late (re-sent

@@ -245,15 +245,9 @@ class Session:
         late = self.transport.late
         if self.recorder is not None:
             self.recorder.frame(t_host, frame, late)
-        dec, pipe = self.decoder, self.pipeline
-        info_before = dec.info
-        batch = dec.feed(frame, t_host)
-        if dec.info is not info_before:
-            pipe.on_info(dec.info)
-        if batch is not None:
-            if not late:  # a re-sent frame's arrival says nothing about the clocks
-                self.clock.add(batch.t_device_us[-1] * 1e-6, t_host)
-            pipe.process(batch, live=not late)
+        batch = self.pipeline.feed_frame(self.decoder, frame, t_host, live=not late)
+        if batch is not None and not late:  # a re-sent frame says nothing about the clocks
+            self.clock.add(batch.t_device_us[-1] * 1e-6, t_host)
 
     def start_in_thread(self) -> threading.Thread:
         """Run the session on its own thread with its own event loop (used under the GUI)."""

@@ -29,12 +29,7 @@ def run(scenario, seed=0, exercise="keep-level", live=True, cue=None):
                     cue=cue, trace=lambda seq, t, obl, fwd: angles.__setitem__(seq, obl))
     dec = SampleDecoder()
     for frame in frames:
-        info = dec.info
-        batch = dec.feed(frame, 0.0)
-        if dec.info is not info:
-            pipe.on_info(dec.info)
-        if batch is not None:
-            pipe.process(batch, live=live)
+        pipe.feed_frame(dec, frame, live=live)
     truth.seek(0)
     t = np.genfromtxt(truth, delimiter=",", names=True, dtype=None, encoding=None)
     true = dict(zip(t["seq"].tolist(), t["obliquity_deg"].tolist()))

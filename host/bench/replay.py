@@ -55,12 +55,7 @@ def pipeline_only_cpu_s(frames) -> float:
     dec, pipe = SampleDecoder(), Pipeline(PipelineConfig())
     c0 = time.process_time()
     for t_host, frame in frames:
-        info = dec.info
-        batch = dec.feed(frame, t_host)
-        if dec.info is not info:
-            pipe.on_info(dec.info)
-        if batch is not None:
-            pipe.process(batch)
+        pipe.feed_frame(dec, frame, t_host)
     return time.process_time() - c0
 
 

@@ -67,12 +67,7 @@ def run_scenario(exercise, tempo_s, loss, stance, noise, yaw_deg, tilt_deg, seed
                     emit=events.append)
     dec = SampleDecoder()
     for frame in frames:
-        info = dec.info
-        batch = dec.feed(frame, 0.0)
-        if dec.info is not info:
-            pipe.on_info(dec.info)
-        if batch is not None:
-            pipe.process(batch)
+        pipe.feed_frame(dec, frame)
     pipe.end_set()
 
     # truth: each rep's window in host event time (device seconds since the first sample) and its
