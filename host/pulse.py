@@ -55,6 +55,17 @@ def _die_with_parent() -> None:
         pass  # not Linux: atexit still stops it on a normal exit
 
 
+def _end_process(proc: subprocess.Popen, timeout_s: float = 5.0) -> None:
+    """Terminate a child we started, politely first; reap it either way."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout_s)
+
+
 class PulseServerError(Exception):
     """The private sound server could not be started or recorded, said in plain words."""
 
@@ -184,13 +195,7 @@ class PulseServer:
         self.deactivate()
         proc, self._proc = self._proc, None
         if proc is not None:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=5)
+            _end_process(proc)
             atexit.unregister(self.stop)
         if self._log_file is not None:
             self._log_file.close()
@@ -358,13 +363,7 @@ class Recorder:
         proc, self._proc = self._proc, None
         if proc is None:
             return ""
-        if proc.poll() is None:
-            proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        _end_process(proc)
         if self._thread is not None:
             self._thread.join(timeout=5)
         err = proc.stderr.read().decode(errors="replace").strip()

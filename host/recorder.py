@@ -213,11 +213,7 @@ class Recorder:
             self._write_frames(conn, state, rows)
             conn.execute("COMMIT")
         except sqlite3.Error as e:
-            try:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
+            _rollback(conn)
             self.frames_committed = frames_before
             name = getattr(e, "sqlite_errorname", "")
             if name.startswith("SQLITE_BUSY") or name.startswith("SQLITE_LOCKED"):
@@ -230,11 +226,7 @@ class Recorder:
             self._fail(store.explain(e, self.path))
             return
         except Exception as e:  # noqa: BLE001 - a bug must not silently stop the writer thread
-            try:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
+            _rollback(conn)
             self.frames_committed = frames_before
             self._queue.clear()
             self._fail(f"an unexpected error in the recorder ({e!r})")
@@ -267,6 +259,15 @@ class Recorder:
 
 
 # ---- for `hiplevel run` (and the GUI) ----
+
+def _rollback(conn) -> None:
+    """Undo a failed commit's half-written transaction; a broken connection has none to undo."""
+    try:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass
+
 
 def patient_label(text: str) -> str:
     try:
