@@ -317,8 +317,13 @@ class MainWindow(QtWidgets.QMainWindow):
         self.reps_label.setFont(_font(48, bold=True))
         self.reps_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignHCenter)
         self.reps_label.setMinimumWidth(140)
+        # the last rep's headline number, large enough to read from the exercise spot
+        self.last_rep_big = QtWidgets.QLabel("")
+        self.last_rep_big.setFont(_font(20, bold=True))
+        self.last_rep_big.setAlignment(QtCore.Qt.AlignmentFlag.AlignHCenter)
         reps.addWidget(caption)
         reps.addWidget(self.reps_label)
+        reps.addWidget(self.last_rep_big)
         header.addLayout(reps)
         return header
 
@@ -638,8 +643,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self._set_text(self.angle_label, angle, style)
         self._set_text(self.exercise_label,
                        f"{st.exercise.replace('-', ' ').capitalize()} · standing on the {st.stance} leg · "
-                       f"cue when the {st.free_side} hip drops {st.free_threshold_deg:g}°")
+                       + (f"chime when the {st.free_side} hip reaches {st.free_threshold_deg:g}° down"
+                          if st.exercise == "hip-dip" else
+                          f"cue when the {st.free_side} hip drops past {st.free_threshold_deg:g}°"))
         self._set_text(self.reps_label, str(st.reps))
+        self._set_text(self.last_rep_big, last_rep_headline(st.last_rep))
 
         if cue_on:
             cue_text = "♪ CUE (muted)" if self._muted else "♪ CUE"
@@ -741,6 +749,17 @@ class MainWindow(QtWidgets.QMainWindow):
 
 # ----------------------------------------------------------------------------------------------------
 # application
+
+def last_rep_headline(rep: dict) -> str:
+    """The last rep in a few words for the big header: its drop, and for a hip dip whether it came
+    back to level."""
+    if not rep or rep.get("max_drop_deg") is None:
+        return ""
+    text = f"last {float(rep['max_drop_deg']):.1f}°"
+    if rep.get("returned_to_level") is False:
+        text += " · not back"
+    return text
+
 
 def run_gui(live: LiveBuffer, start=None, stop=None, commands=None, title: str = "hiplevel",
             patients: list[str] | None = None, patient: str | None = None) -> int:

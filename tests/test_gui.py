@@ -173,7 +173,10 @@ def test_threshold_lines_follow_the_status_and_emphasise_the_free_side(qtbot, li
     assert w.left_line.pen.widthF() > w.right_line.pen.widthF()
     assert w.left_line.pen.style() == QtCore.Qt.PenStyle.SolidLine
     assert "left hip limit 7.5°" in w._line_labels["left"].toPlainText()
-    assert "cue when the left hip drops 7.5°" in w.exercise_label.text()
+    assert "chime when the left hip reaches 7.5° down" in w.exercise_label.text()  # hip dip: a target
+    live.update_status(exercise="single-leg-squat")
+    wait_tick(qtbot, w)
+    assert "cue when the left hip drops past 7.5°" in w.exercise_label.text()      # squat: a fault limit
 
 
 def test_y_axis_expands_for_large_angles_and_returns(qtbot, live, make_window):
@@ -581,3 +584,12 @@ def test_real_window_screenshot_shows_curve_and_limit_lines(real_window_run):
     level = line_fraction(color_mask(area, colors["level"], tol=12))
     assert level[row_of(0.0) - 2: row_of(0.0) + 3].max() > 0.5
     assert result["angle_text"] and result["reps_text"].isdigit() and int(result["reps_text"]) >= 3
+
+
+def test_last_rep_headline_is_large_in_the_header(qtbot, live, make_window):
+    w = make_window(live)
+    live.update_status(calibrated=True, calibrating=False, obliquity_deg=1.0, reps=3,
+                       last_rep={"event": "rep", "index": 3, "max_drop_deg": 7.94, "returned_to_level": False})
+    wait_tick(qtbot, w)
+    assert w.last_rep_big.text() == "last 7.9° · not back"
+    assert w.last_rep_big.font().pointSize() >= 18
