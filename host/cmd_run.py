@@ -1,9 +1,10 @@
 """Connect to a sensor and give live feedback (`hiplevel run`).
 
-Opens the link (serial port, or BLE), calibrates from the first seconds of standing still, then
-plays the cue and shows the live angle: in a window when a display is available, otherwise (or with
---headless) as a console view. With --events the session's events are written as JSON lines.
-Headless, the command exits after the stream ends and prints a short summary.
+Opens the link (serial port, or BLE), guides the calibration (stand still, then two slow forward
+bends; `--calibration standing` for the quick one), then plays the cue and shows the live angle: in a
+window when a display is available, otherwise (or with --headless) as a console view. The session is
+recorded (docs/sessions.md); with --events its events are also written as JSON lines. Headless, the
+command exits after the stream ends and prints a short summary.
 """
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 In: `update(t_s, obliquity_deg, forward_tilt_deg)` once per sample (device seconds; obliquity positive
 = left side high, docs/conventions.md). Out: the list of events that sample caused (dicts with
 "event" and "t"), and the current cue state (`cue_kind`, `cue_on`, `cue_audible`, `cue_excess_deg`)
-for the audio sink and the live view. `end_set(t_s)` closes a set and returns its summary event.
+for the audio sink and the live view. `end_set(t_s)` closes a set and returns its events (an
+unfinished hip dip, then the `set_summary`).
 
 Modes (the threshold always watches the free side, opposite the stance leg):
 - hip-dip (also Captain Morgan): the drop is intended. The threshold is the target depth: a "target"

@@ -1,9 +1,11 @@
 """Runs one live session: transport -> decoder -> pipeline -> sinks, on an asyncio loop.
 
 In: an opened-on-demand `Transport` and the session's settings. Out: events (JSON log, live
-status), the audio cue, an optional per-sample angle CSV, and a `SessionSummary` when the stream
-ends. The loop runs on the main thread headless, or on a worker thread under the GUI
-(`start_in_thread`); GUI commands cross over with `loop.call_soon_threadsafe` (see `Commands`).
+status, recorder), the raw frames to the recorder, the audio cue, an optional per-sample angle CSV,
+and a `SessionSummary` when the stream ends. Frames that arrived late (re-sent after a BLE dropout)
+are recorded and counted but never sound the cue. The loop runs on the main thread headless, or on a
+worker thread under the GUI (`start_in_thread`); GUI commands cross over with `Session.call`
+(`loop.call_soon_threadsafe`; see `Commands` in host/cmd_run.py).
 """
 from __future__ import annotations
 
