@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 import pytest
-from simproc import ROOT, hiplevel
+from simproc import ROOT, SimProcess, hiplevel
 
 from host.ble import gatt
 from host.ble.transport import BleTransport
@@ -25,8 +25,8 @@ from host.protocol import (Command, DataFrame, FrameType, InfoFrame, SampleDecod
 from host.transport import TransportError
 from firmware_sim.motion import Scenario
 
-class BleSim:
-    """The simulated sensor process; waits for its ready line (never probes the port first)."""
+class BleSim(SimProcess):
+    """The simulated sensor on a virtual radio: `name` and `hci` say where it is."""
 
     OPTION = {"port": "--hci-port", "reps": "--reps", "speed": "--speed", "seed": "--seed",
               "name": "--name", "dropout_at": "--dropout-at", "dropout_for": "--dropout-for"}
@@ -36,29 +36,19 @@ class BleSim:
         args = ["--link", "ble", "--drops", "6", "--bends", "0"]
         for key, value in opts.items():
             args += [self.OPTION[key], str(value)]
-        self.proc = subprocess.Popen(hiplevel("sim", *args), stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, cwd=ROOT)
-        first = self.proc.stdout.readline().split()
-        assert len(first) == 3 and first[0] == "ble", \
-            f"sim did not start: {first} {self.proc.stderr.read() if self.proc.poll() else ''}"
-        self.ready_at = time.monotonic()
-        self.name, self.hci = first[1], first[2]
+        super().__init__(args, "ble", 2)
+        self.name, self.hci = self.where
 
     def kill(self, sig=signal.SIGKILL):
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
 
     def stop(self):
+        # a frozen (SIGSTOP) sensor is woken so the kill lands; tests end it, it does not end itself
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGCONT)
             self.proc.kill()
         self.proc.wait(5)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
 
 
 def free_port() -> int:

@@ -4,23 +4,21 @@ import json
 import subprocess
 
 import numpy as np
-from simproc import ROOT, hiplevel
+from simproc import ROOT, SimProcess, hiplevel
 
 
 def test_run_over_ble_through_a_dropout_keeps_every_sample(tmp_path):
     ev, ang = tmp_path / "ev.jsonl", tmp_path / "ang.csv"
-    sim = subprocess.Popen(hiplevel("sim", "--link", "ble", "--drops", "3,8,4,9", "--bends", "0",
-                                    "--speed", 2, "--dropout-at", 6, "--dropout-for", 3),
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    sim = SimProcess(["--link", "ble", "--drops", "3,8,4,9", "--bends", "0", "--speed", 2,
+                      "--dropout-at", 6, "--dropout-for", 3], "ble", 2)
+    name, hci = sim.where
     try:
-        kind, name, hci = sim.stdout.readline().split()
-        assert kind == "ble"
         r = subprocess.run(hiplevel("run", "--ble", name, "--ble-hci", hci, "--calibration", "standing",
                                     "--headless", "--mute", "--no-record", "--events", ev, "--angles", ang),
                            capture_output=True, text=True, cwd=ROOT, timeout=120)
     finally:
-        sim.kill()
-        sim.wait(5)
+        sim.proc.kill()
+        sim.proc.wait(5)
     assert r.returncode == 0, r.stderr + r.stdout
     events = [json.loads(line) for line in open(ev)]
     kinds = [e["event"] for e in events]

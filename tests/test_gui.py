@@ -28,6 +28,8 @@ from PySide6 import QtCore, QtGui  # noqa: E402
 from host.gui import COLORS, MainWindow, describe_obliquity, format_event, qt_display_available, run_gui  # noqa: E402
 from host.live import LiveBuffer  # noqa: E402
 
+import gui_window_script  # noqa: E402  (tests/ is on sys.path: conftest)
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "gui_window_script.py"
 SOAK_S = 10.0
@@ -72,26 +74,18 @@ def wait_tick(qtbot, window: MainWindow, ticks: int = 2) -> None:
     qtbot.wait(int(ticks * window.timer.interval() + 30))
 
 
-class Recorder:
-    """The commands interface the window drives; records what the GUI asked for."""
+class Recorder(gui_window_script.Commands):
+    """The commands interface the window drives; records what the GUI asked for, and can refuse
+    to recalibrate like a sensor that is not streaming."""
 
     def __init__(self, fail_recalibrate: bool = False):
-        self.calls = []
+        super().__init__()
         self.fail_recalibrate = fail_recalibrate
 
     def recalibrate(self):
         if self.fail_recalibrate:
             raise RuntimeError("the sensor is not streaming")
-        self.calls.append(("recalibrate",))
-
-    def set_threshold(self, side, deg):
-        self.calls.append(("set_threshold", side, deg))
-
-    def set_muted(self, muted):
-        self.calls.append(("set_muted", muted))
-
-    def end_set(self):
-        self.calls.append(("end_set",))
+        super().recalibrate()
 
 
 @pytest.fixture
