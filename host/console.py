@@ -6,17 +6,8 @@ In: a LiveBuffer's status, read on a timer. Out: one status line, redrawn in pla
 from __future__ import annotations
 
 import asyncio
-import math
 
-
-def describe_obliquity(obliquity_deg: float, level_band_deg: float = 1.0) -> str:
-    """Plain words for a patient: "Right hip 6° low" / "Level" (positive obliquity = left high)."""
-    if math.isnan(obliquity_deg):
-        return "—"
-    if abs(obliquity_deg) < level_band_deg:
-        return "Level"
-    side = "Right" if obliquity_deg > 0 else "Left"
-    return f"{side} hip {abs(obliquity_deg):.0f}° low"
+from .live import describe_obliquity
 
 
 def status_line(status, t_s: float) -> str:

@@ -27,14 +27,13 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from host.live import LiveBuffer, LiveStatus
+from host.live import LiveBuffer, LiveStatus, describe_obliquity
 
 log = logging.getLogger(__name__)
 
 PLOT_WINDOW_S = 10.0
 REFRESH_HZ = 60.0        # redraw rate, independent of the sample rate (design notes: fixed axis, 59 fps)
 BASE_RANGE_DEG = 15.0    # y axis spans +-15 deg unless the data or a threshold needs more
-LEVEL_BAND_DEG = 1.0     # below this the patient text says "Level" rather than "Right hip 0° low"
 THRESHOLD_MIN_DEG, THRESHOLD_MAX_DEG = 2.0, 15.0
 LOSS_WINDOW_S = 5.0      # packet loss rate is judged over this much recent time
 LOSS_WARN, LOSS_BAD = 0.01, 0.05   # lost fraction: amber from 1 %, red from 5 %
@@ -92,16 +91,6 @@ HIDDEN_EVENT_KEYS = {"event", "t", "exercise"}
 MAX_EVENT_ROWS = 6        # rows shown in the side panel; the tooltip lists them all
 # Unit suffix of a key name -> how the number is written (conventions: units are in names).
 UNIT_SUFFIX = {"deg": "{:.1f}°", "s": "{:.1f} s", "ms": "{:.0f} ms", "pct": "{:.0f} %", "hz": "{:.0f} Hz"}
-
-
-def describe_obliquity(obliquity_deg: float) -> str:
-    """The patient's sentence for an angle: positive obliquity = left side high = right hip low."""
-    if not math.isfinite(obliquity_deg):
-        return "–"
-    if abs(obliquity_deg) < LEVEL_BAND_DEG:
-        return "Level"
-    side = "Right" if obliquity_deg > 0 else "Left"
-    return f"{side} hip {abs(obliquity_deg):.0f}° low"
 
 
 def format_event_value(key: str, value) -> str:

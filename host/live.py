@@ -6,10 +6,25 @@ side ever waits on the other for longer than a copy of at most `capacity` floats
 """
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+
+
+LEVEL_BAND_DEG = 1.0  # below this the patient's text says "Level" rather than "Right hip 0° low"
+
+
+def describe_obliquity(obliquity_deg: float) -> str:
+    """The patient's sentence for an angle, the same in the window, the console and the review:
+    "Right hip 6° low" / "Level" (positive obliquity = left side high = right hip low)."""
+    if not math.isfinite(obliquity_deg):
+        return "–"
+    if abs(obliquity_deg) < LEVEL_BAND_DEG:
+        return "Level"
+    side = "Right" if obliquity_deg > 0 else "Left"
+    return f"{side} hip {abs(obliquity_deg):.0f}° low"
 
 
 @dataclass
