@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from host.argtypes import loss_fraction, positive
+from host.commands.argtypes import loss_fraction, positive
 
 from .device import RATES_HZ, SimDevice
 from .motion import EXERCISES, SIDES, Scenario

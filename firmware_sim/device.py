@@ -1,7 +1,7 @@
 """The simulated belt sensor's firmware: samples the kinematic model like a real IMU and encodes frames.
 
 In: a `Scenario` (firmware_sim.motion) and the true time since streaming started (the link owns the
-wall clock and asks `frames_due(t_true_s)`). Out: encoded protocol frames (host.protocol), exactly
+wall clock and asks `frames_due(t_true_s)`). Out: encoded protocol frames (host.protocol.frames), exactly
 as a real device would send them, plus an optional ground-truth CSV.
 
 What makes it realistic: its own sample clock runs `clock_ppm` fast or slow, so device time drifts
@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 
-from host.protocol import (SEQ_MODULO, Command, DataFrame, FrameError, FrameType, InfoFrame,
+from host.protocol.frames import (SEQ_MODULO, Command, DataFrame, FrameError, FrameType, InfoFrame,
                            decode_frame, encode_frame)
 
 from .motion import Scenario, rot_x, rot_y, rot_z

@@ -43,8 +43,8 @@ from bumble.profiles.battery_service import BatteryService
 from bumble.profiles.device_information_service import DeviceInformationService
 from bumble.transport.common import AsyncPipeSink, PacketParser
 
-from host.ble import gatt
-from host.protocol import Command, FrameError, FrameType, decode_frame
+from host.protocol import gatt
+from host.protocol.frames import Command, FrameError, FrameType, decode_frame
 
 from .device import FW_VERSION, SimDevice
 

@@ -1,7 +1,7 @@
 """Serve a SimDevice over a pseudo-terminal, as a USB-serial sensor would appear.
 
 Out: the first line on `out` says where to connect (`serial /dev/pts/N`); then every frame is
-COBS-framed with a CRC (host.protocol.serial_wrap) and written to the pty master at the pace of the
+COBS-framed with a CRC (host.protocol.frames.serial_wrap) and written to the pty master at the pace of the
 device's clock (scaled by `speed`). In: command frames the host writes (START, STOP, SET_RATE,
 RESEND_FROM). The scenario clock starts at the first START; an info frame follows START and repeats
 every second so a host that opens late still learns the scale factors. When the scenario is over the
@@ -18,7 +18,7 @@ import sys
 import time
 import tty
 
-from host.protocol import SerialDeframer, serial_wrap
+from host.protocol.frames import SerialDeframer, serial_wrap
 
 
 def run_pty(device, speed: float = 1.0, out=sys.stdout, corrupt: float = 0.0,

@@ -14,16 +14,16 @@ import sys
 
 # name -> (module, one-line help). Add a line here for a new subcommand.
 COMMANDS = {
-    "demo": ("host.cmd_demo", "the app against the built-in simulated sensor doing hip dips"),
-    "run": ("host.cmd_run", "connect to a sensor and give live feedback"),
-    "scan": ("host.cmd_scan", "list the hiplevel sensors in Bluetooth reach"),
+    "demo": ("host.commands.demo", "the app against the built-in simulated sensor doing hip dips"),
+    "run": ("host.commands.run", "connect to a sensor and give live feedback"),
+    "scan": ("host.commands.scan", "list the hiplevel sensors in Bluetooth reach"),
     "sim": ("firmware_sim.cli", "run the simulated belt sensor"),
     "bench": ("host.bench", "benchmarks that print numbers"),
-    "sessions": ("host.cmd_sessions", "list recorded sessions"),
-    "replay": ("host.cmd_replay", "replay a recorded session through the pipeline"),
-    "export": ("host.cmd_export", "export a recorded session as CSV files"),
-    "report": ("host.cmd_report", "an HTML report of a session, or of a patient's progress"),
-    "history": ("host.cmd_history", "a window with a patient's sessions, progress and session review"),
+    "sessions": ("host.commands.sessions", "list recorded sessions"),
+    "replay": ("host.commands.replay", "replay a recorded session through the pipeline"),
+    "export": ("host.commands.export", "export a recorded session as CSV files"),
+    "report": ("host.commands.report", "an HTML report of a session, or of a patient's progress"),
+    "history": ("host.commands.history", "a window with a patient's sessions, progress and session review"),
 }
 
 

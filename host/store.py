@@ -1,6 +1,6 @@
 """The session store: one SQLite file holding patients, sessions, blocks, raw frames, events and reps.
 
-Data enters through `host.recorder.Recorder` (which writes from its own thread with the `insert_*`
+Data enters through `host.sinks.recorder.Recorder` (which writes from its own thread with the `insert_*`
 helpers below) and leaves through the query functions (`list_sessions`, `frames`, `events`, `reps`,
 `progress`, ...) used by `hiplevel sessions | replay | export | report` and the GUI. See
 docs/sessions.md for the data model.
@@ -14,7 +14,7 @@ docs/sessions.md for the data model.
   loses only what was not yet committed; a clean close switches it back to a single self-contained
   file (journal_mode=DELETE) that can be copied or opened on read-only media.
 - Raw frames are stored exactly as received (protocol bytes + host receive time), so a session can
-  be re-analysed later through the same decoder and pipeline (host.transport_replay).
+  be re-analysed later through the same decoder and pipeline (host.links.replay).
 """
 from __future__ import annotations
 
@@ -231,7 +231,7 @@ def close_recording(conn: sqlite3.Connection) -> None:
         pass
 
 
-# ---- writing (used by host.recorder from its writer thread) ----
+# ---- writing (used by host.sinks.recorder from its writer thread) ----
 
 def patient_id(conn, label: str, create: bool = True) -> int | None:
     row = conn.execute("SELECT id FROM patients WHERE label = ?", (label,)).fetchone()

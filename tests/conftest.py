@@ -1,14 +1,32 @@
-"""Shared test set-up: the tests import the project from the repo root."""
-import sys
+"""Shared test set-up. The project is installed (editable) and tests/ is a package, so tests
+import `host`, `firmware_sim` and `tests.support` by their full names; nothing edits sys.path.
+
+Markers say what a test needs, so a fast loop can leave the slow or privileged ones out
+(`pytest -m "not e2e"`, `-m "not sound and not display"`):
+- e2e: runs the app and the simulator as processes over a real link (every test in tests/e2e/).
+- display: draws real Qt widgets (tests/gui/; offscreen or under Xvfb).
+- sound: needs the private PulseAudio server (tests/sinks/test_audio.py, the latency bench).
+- root: mounts file systems (tests/session/test_recording_faults.py).
+- slow: runs a simulated scenario in real time or longer.
+Folder-wide markers are set here; a module that needs more says so with `pytestmark`.
+"""
+import os
+import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+FOLDER_MARKERS = {"e2e": ("e2e",), "gui": ("display",)}
 
 # Every `hiplevel run` in the tests records (recording is on by default): keep those sessions out
 # of the user's own database.
-import os as _os
-import tempfile as _tempfile
+os.environ.setdefault("HIPLEVEL_DB", os.path.join(tempfile.mkdtemp(prefix="hiplevel-test-db-"),
+                                                  "sessions.sqlite"))
 
-_os.environ.setdefault("HIPLEVEL_DB", _os.path.join(_tempfile.mkdtemp(prefix="hiplevel-test-db-"),
-                                                    "sessions.sqlite"))
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        folder = Path(item.fspath).resolve().relative_to(TESTS).parts[0]
+        for name in FOLDER_MARKERS.get(folder, ()):
+            item.add_marker(getattr(pytest.mark, name))

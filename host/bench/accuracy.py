@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from host.cli import UserError
-from host.estimators import DEFAULT_ESTIMATOR, ESTIMATORS, G_MS2, make_estimator, up_in_sensor
+from host.processing.estimators import DEFAULT_ESTIMATOR, ESTIMATORS, G_MS2, make_estimator, up_in_sensor
 
 RAD2DEG = 180.0 / math.pi
 REQUIRED_KEYS = ("acc", "gyr", "quat", "movement", "rate_hz")

@@ -65,10 +65,10 @@ def simulate(scenario, *, calibration: str = "bends", exercise: str | None = Non
     frame = the (irregular) poll after its last sample was taken, scaled by `speed` as the pty link
     does, plus a fixed delay and exponential jitter."""
     from firmware_sim.device import SimDevice
-    from host.exercise import ExerciseConfig
-    from host.pipeline import Pipeline, PipelineConfig
-    from host.protocol import SampleDecoder
-    from host.timing import ClockMap
+    from host.processing.exercise import ExerciseConfig
+    from host.processing.pipeline import Pipeline, PipelineConfig
+    from host.protocol.frames import SampleDecoder
+    from host.processing.timing import ClockMap
 
     dev = SimDevice(scenario, rate_hz=rate_hz, seed=seed, clock_ppm=clock_ppm, mount_yaw_deg=mount_yaw_deg,
                     mount_tilt_deg=mount_tilt_deg, noise=noise, loss=loss)
@@ -193,7 +193,7 @@ def loss_section() -> list[str]:
 
 
 def clock_section() -> list[str]:
-    lines = ["Device clock error tracked by `host.timing.ClockMap` after 20 s and 60 s at real-time pace "
+    lines = ["Device clock error tracked by `host.processing.timing.ClockMap` after 20 s and 60 s at real-time pace "
              "(arrivals polled every 5-15 ms, plus 2 ms and an exponential 3 ms delay):", "",
              "| device clock ppm | found after 20 s | after 60 s | error after 60 s ppm |",
              "| --- | --- | --- | --- |"]

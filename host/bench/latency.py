@@ -8,10 +8,10 @@ How a run goes:
    frame: one frame every 20 ms) plus a random link delay of 0 to `--jitter-ms`. Without that
    delay every frame would arrive at the same phase of the 10 ms audio callback period (20 ms
    frames, 10 ms blocks), and the wait for the next callback would be a constant set by luck.
-2. Sound: a private PulseAudio server with a null sink (host.pulse.PulseServer), or an existing
+2. Sound: a private PulseAudio server with a null sink (host.sinks.sound_server.PulseServer), or an existing
    server with `--server`; `parec` records the sink's monitor from before the session starts.
-3. Session: a real `host.runner.Session` (decoder -> pipeline -> AudioCueSink -> CuePlayer) fed
-   by host.transport_memory.MemoryTransport, which hands each frame over on schedule and stamps
+3. Session: a real `host.session.runner.Session` (decoder -> pipeline -> AudioCueSink -> CuePlayer) fed
+   by host.links.memory.MemoryTransport, which hands each frame over on schedule and stamps
    t_host_s = time.monotonic() at hand-over: the frame's arrival. One session per exercise, each
    with its own recording: `keep-level` (the fault tone, `set_fault`) and `hip-dip` (the target
    chime, `play_target`), threshold `--threshold` for both.
@@ -20,7 +20,7 @@ How a run goes:
    processing when the event came out). Its arrival is the start. The CuePlayer's onset note
    (`last_onset`, read at that cue's `cue_off`) gives when `set_fault` / `play_target` was called
    and when the audio callback began writing the cue. The end is the first burst in the recording that
-   starts after the arrival (host.pulse.bursts), moved to host time with the recording's own clock
+   starts after the arrival (host.sinks.sound_server.bursts), moved to host time with the recording's own clock
    map (`Recording.host_time_of_frame`, which errs late by about a millisecond).
 
 Out: per exercise (a row), a table (or `--json`) with p50 / p95 / max of arrival -> recorded onset
@@ -146,7 +146,7 @@ def scripted_frames(cues: int, drop_deg: float, rep_s: float, seed: int,
     taken plus a random link delay from 0 to `jitter_s` (seeded; order is kept)."""
     from firmware_sim.device import SimDevice
     from firmware_sim.motion import Scenario
-    from host.protocol import DataFrame, decode_frame
+    from host.protocol.frames import DataFrame, decode_frame
 
     # The scenario's own calibration phase matches what the host's default calibration asks for.
     sc = Scenario(exercise="hip-dip", stance="left", drops_deg=[drop_deg] * cues, rep_s=rep_s,
@@ -194,7 +194,7 @@ class CueTap:
     def __init__(self, transport, player):
         self.transport, self.player = transport, player
         self.cue_ons: list[tuple[float, str, int | None]] = []  # (event t, kind, frame being processed)
-        self.onsets: list = []                                   # host.audio.CueOnset notes
+        self.onsets: list = []                                   # host.sinks.audio.CueOnset notes
 
     def write(self, event: dict) -> None:
         if event["event"] == "cue_on":
@@ -293,7 +293,7 @@ def summarise(exercise: str, results: list[CueResult], mismatches: int, extra_bu
 # -- the run ----------------------------------------------------------------------------------------
 def _sound_server(args):
     """(PulseServer we started or None, server address for the recorder, monitor source)."""
-    from host import pulse
+    from host.sinks import sound_server as pulse
     if args.server:
         address = args.server
         if address == "default":
@@ -313,11 +313,11 @@ def _sound_server(args):
 
 def run_exercise(exercise: str, sf: ScriptedFrames, args, player, address: str, monitor: str) -> dict:
     """One real session of `exercise` on the scripted frames, recorded; its row of results."""
-    from host import pulse
-    from host.exercise import ExerciseConfig
-    from host.pipeline import PipelineConfig
-    from host.runner import AudioCueSink, Session
-    from host.transport_memory import MemoryTransport
+    from host.sinks import sound_server as pulse
+    from host.processing.exercise import ExerciseConfig
+    from host.processing.pipeline import PipelineConfig
+    from host.session.runner import AudioCueSink, Session
+    from host.links.memory import MemoryTransport
 
     cfg = PipelineConfig(exercise=ExerciseConfig(
         exercise=exercise, stance="left", threshold_left_deg=args.threshold,
@@ -355,7 +355,7 @@ def run_exercise(exercise: str, sf: ScriptedFrames, args, player, address: str, 
 
 
 def measure(args) -> dict:
-    from host.audio import AudioUnavailable, CuePlayer
+    from host.sinks.audio import AudioUnavailable, CuePlayer
 
     if args.drop < args.threshold + 1.0:
         raise UserError(f"the drop ({args.drop:g}°) must pass the threshold ({args.threshold:g}°) by "

@@ -31,9 +31,9 @@ def _frames(seconds: float):
 
 def measure(frames, stage: str) -> tuple[float, int]:
     """Seconds to push all frames through the pipeline up to `stage`; and the sample count."""
-    from host.exercise import ExerciseConfig
-    from host.pipeline import Pipeline, PipelineConfig
-    from host.protocol import SampleDecoder
+    from host.processing.exercise import ExerciseConfig
+    from host.processing.pipeline import Pipeline, PipelineConfig
+    from host.protocol.frames import SampleDecoder
 
     dec = SampleDecoder()
     pipe = Pipeline(PipelineConfig(exercise=ExerciseConfig()))
@@ -77,7 +77,7 @@ def run(args) -> int:
     text = "\n".join(lines)
     print(text)
     if args.write_docs:
-        from .docs import replace_section
+        from host.bench.docs import replace_section
         cmd = f"hiplevel bench pipeline --seconds {args.seconds:g} --repeats {args.repeats}"
         replace_section(args.write_docs, "Host pipeline cost", f"`{cmd}`\n\n{text}")
     return 0

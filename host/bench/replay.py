@@ -50,8 +50,8 @@ def make_frames(seconds: float):
 def pipeline_only_cpu_s(frames) -> float:
     """CPU seconds for decoder + pipeline on the same frames without runner.Session (no asyncio, no
     clock map): what replay would cost if the session loop were free."""
-    from host.pipeline import Pipeline, PipelineConfig
-    from host.protocol import SampleDecoder
+    from host.processing.pipeline import Pipeline, PipelineConfig
+    from host.protocol.frames import SampleDecoder
     dec, pipe = SampleDecoder(), Pipeline(PipelineConfig())
     c0 = time.process_time()
     for t_host, frame in frames:
@@ -61,9 +61,9 @@ def pipeline_only_cpu_s(frames) -> float:
 
 def run(args) -> int:
     from host import store
-    from host.cmd_replay import replay_block
-    from host.pipeline import PipelineConfig
-    from host.recorder import COMMIT_INTERVAL_S, Recorder, settings_of
+    from host.commands.replay import replay_block
+    from host.processing.pipeline import PipelineConfig
+    from host.sinks.recorder import COMMIT_INTERVAL_S, Recorder, settings_of
 
     frames, period_s = make_frames(args.seconds)
     data_s = frames[-1][0] - frames[0][0]

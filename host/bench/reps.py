@@ -51,9 +51,9 @@ def run_scenario(exercise, tempo_s, loss, stance, noise, yaw_deg, tilt_deg, seed
     differs from THRESHOLD_DEG only to check that the scoring catches a wrong cue."""
     from firmware_sim.device import SimDevice
     from firmware_sim.motion import Scenario
-    from host.exercise import ExerciseConfig, drop_deg
-    from host.pipeline import Pipeline, PipelineConfig
-    from host.protocol import SampleDecoder
+    from host.processing.exercise import ExerciseConfig, drop_deg
+    from host.processing.pipeline import Pipeline, PipelineConfig
+    from host.protocol.frames import SampleDecoder
 
     drops = list(HIP_DIP_DROPS if exercise == "hip-dip" else SQUAT_DROPS)
     sc = Scenario(exercise=exercise, stance=stance, drops_deg=drops, rep_s=tempo_s)
@@ -142,7 +142,7 @@ def table(results: list[Result]) -> str:
 
 
 def run(args) -> int:
-    from .docs import replace_section
+    from host.bench.docs import replace_section
     results = [run_scenario(**s) for s in grid(args.quick)]
     if args.json:
         print(json.dumps([r.__dict__ for r in results], indent=1))

@@ -1,0 +1,64 @@
+"""The app against the built-in simulated sensor (`hiplevel demo`, what `make demo` runs).
+
+Starts the simulator (`hiplevel sim`) as its own process on a pseudo-terminal, then runs the live
+app on it exactly as `hiplevel run --serial` would: a window if there is a display, the console view
+otherwise, and the cue tone either way.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+from host.cli import UserError
+from host.processing.exercise import EXERCISES
+
+DEMO_DROPS = "3,7,4,8,2,9,5.5,3,7.5,4"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--exercise", choices=[e for e in EXERCISES if e != "keep-level"], default="hip-dip")
+    p.add_argument("--stance", choices=["left", "right"], default="left")
+    p.add_argument("--drops", default=DEMO_DROPS, help=f"drop per rep, degrees (default {DEMO_DROPS})")
+    p.add_argument("--reps", type=int, default=None, help="reps (default: one per drop)")
+    p.add_argument("--speed", type=float, default=1.0, help="simulation speed (default real time)")
+    p.add_argument("--threshold", type=float, default=5.0)
+    p.add_argument("--headless", action="store_true", help="console view instead of a window")
+    p.add_argument("--mute", action="store_true")
+    p.add_argument("--events", metavar="PATH", help="write events as JSON lines")
+
+
+def start_sim(sim_args: list[str]) -> tuple[subprocess.Popen, str]:
+    """Start `hiplevel sim` and return (process, port) once it has said where to connect."""
+    proc = subprocess.Popen([sys.executable, "-m", "host.cli", "sim", *sim_args],
+                            stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline().split()
+    if len(line) != 2 or line[0] != "serial":
+        proc.kill()
+        raise UserError("the simulated sensor did not start (see the messages above)")
+    return proc, line[1]
+
+
+def run(args) -> int:
+    from host.commands import run as cmd_run
+    sim_args = ["--exercise", args.exercise, "--stance", args.stance, "--drops", args.drops,
+                "--speed", str(args.speed)]
+    if args.reps is not None:
+        sim_args += ["--reps", str(args.reps)]
+    proc, port = start_sim(sim_args)
+    print(f"Simulated sensor on {port}: {args.exercise}, standing on the {args.stance} leg. "
+          f"It calibrates (stands still, then bends forward twice), then the reps begin.", flush=True)
+    run_args = cmd_run.build_parser_for_demo().parse_args(
+        ["--serial", port, "--exercise", args.exercise, "--stance", args.stance, "--patient", "demo",
+         "--threshold", str(args.threshold)]
+        + (["--headless"] if args.headless else []) + (["--mute"] if args.mute else [])
+        + (["--events", args.events] if args.events else []))
+    run_args.private_audio = True  # headless box without sound: the tone still plays (silently)
+    try:
+        return cmd_run.run(run_args)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            proc.kill()

@@ -1,0 +1,94 @@
+"""Serial transport (USB-serial sensor, or the simulator's pseudo-terminal), on pyserial.
+
+In: the byte stream from the port, read without blocking from the asyncio loop (`add_reader` on the
+port's file descriptor), split and checked by host.protocol.frames.SerialDeframer. Out: `(t_host_s,
+frame_bytes)` from `read()`, t_host_s stamped when the bytes arrived. Commands go out COBS-framed.
+A port that vanishes mid-stream ends the stream with `lost_reason` in plain words.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import time
+
+import serial
+
+from host.protocol.frames import SerialDeframer, serial_wrap
+from host.links.base import Transport, TransportError
+
+BAUD = 921600  # ignored by a pty; a USB-serial bridge at 200 Hz needs ~60 kbit/s
+
+
+class SerialTransport(Transport):
+    def __init__(self, port: str, baudrate: int = BAUD):
+        super().__init__()
+        self.port = port
+        self.baudrate = baudrate
+        self.description = f"serial {port}"
+        self.deframer = SerialDeframer()
+        self._ser = None
+        self._frames = collections.deque()
+        self._wake = asyncio.Event()
+        self._ended = False
+
+    async def open(self) -> None:
+        if not os.path.exists(self.port):
+            raise TransportError(f"The serial port {self.port} does not exist. Is the sensor plugged in "
+                                 f"(or the simulator running)?")
+        try:
+            self._ser = serial.Serial(self.port, self.baudrate, timeout=0, write_timeout=1.0)
+        except (serial.SerialException, OSError) as e:
+            raise TransportError(f"Cannot open the serial port {self.port}: {e}") from None
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(self._ser.fileno(), self._on_readable)
+        self.on_event("connected", link=self.description)
+
+    def _on_readable(self) -> None:
+        try:
+            chunk = self._ser.read(max(1, self._ser.in_waiting))
+        except (serial.SerialException, OSError):
+            chunk = None
+        if not chunk:  # EOF / EIO: the other end went away
+            self._end(f"the serial port {self.port} closed")
+            return
+        t_host = time.monotonic()
+        for frame in self.deframer.feed(chunk):
+            self._frames.append((t_host, frame))
+        self._wake.set()
+
+    def _end(self, reason: str) -> None:
+        if not self._ended:
+            self._ended = True
+            self.lost_reason = reason
+            try:
+                self._loop.remove_reader(self._ser.fileno())
+            except (ValueError, OSError):
+                pass
+        self._wake.set()
+
+    async def read(self):
+        while not self._frames:
+            if self._ended:
+                return None
+            self._wake.clear()
+            await self._wake.wait()
+        return self._frames.popleft()
+
+    def read_nowait(self):
+        return self._frames.popleft() if self._frames else None
+
+    async def send(self, frame_bytes: bytes) -> None:
+        if self._ended or self._ser is None:
+            return
+        try:
+            self._ser.write(serial_wrap(frame_bytes))
+        except (serial.SerialException, OSError) as e:
+            self._end(f"cannot write to {self.port}: {e}")
+
+    async def close(self) -> None:
+        if self._ser is not None:
+            if not self._ended:
+                self._end("closed")
+            self._ser.close()
+            self._ser = None

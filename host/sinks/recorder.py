@@ -1,0 +1,319 @@
+"""Records a live session into the session store (host.store) without slowing or breaking the live path.
+
+In: `frame(t_host_s, frame_bytes)` and `event(dict)` from runner.Session on the pipeline's thread, plus
+`start_block(settings)`, `marker(label, t_s)` and `close()` from the command or the GUI. These calls
+only append to an in-memory queue (a deque append: thread-safe, no lock, no I/O). Out: a writer
+thread drains the queue into SQLite every COMMIT_INTERVAL_S, one transaction per drain, so a killed
+process loses at most that interval and the file always opens cleanly (WAL, see host.store).
+
+Failures (full disk, read-only folder, damaged file) are said once through `report(message)` in
+plain words; recording stops, the live feedback goes on, and what was committed before is intact
+(a failed transaction is rolled back). A database locked by another writer is retried, not dropped.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import copy
+import dataclasses
+import sqlite3
+import sys
+import threading
+import time
+from pathlib import Path
+
+from host import __version__
+from host import store
+
+COMMIT_INTERVAL_S = 0.5
+_FRAME, _EVENT, _BLOCK, _MARKER, _PATIENT = range(5)
+
+
+@dataclasses.dataclass
+class _BlockState:
+    block_id: int | None = None
+    n: int = 0                      # frames in the current block
+    first_t: float | None = None
+    last_t: float | None = None
+
+
+class Recorder:
+    def __init__(self, path, patient: str, source: str = "", report=None,
+                 commit_interval_s: float = COMMIT_INTERVAL_S):
+        self.path = Path(path)
+        self.patient = patient
+        self.report = report or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self.commit_interval_s = commit_interval_s
+        self.failed: str | None = None
+        self.session_id: int | None = None
+        self.frames_committed = 0
+        self.commit_s: list[float] = []   # wall time of each commit, for the benchmark
+        self._source = source
+        self._queue: collections.deque = collections.deque()
+        self._carry: list = []            # items of a commit that met a busy database: retried
+        self._state = _BlockState()
+        self._busy_said = False
+        self._stop = threading.Event()
+        self._thread = None
+        self._closed = False
+        self._conn = None
+        try:
+            self._conn = store.connect(self.path, create=True)
+            store.set_recording_mode(self._conn)
+            self._conn.execute("BEGIN IMMEDIATE")
+            self.session_id = store.insert_session(self._conn, patient, source, __version__)
+            self._conn.execute("COMMIT")
+        except store.StoreError as e:
+            self._fail(str(e))
+            return
+        except sqlite3.Error as e:
+            self._fail(store.explain(e, self.path))
+            return
+        self._thread = threading.Thread(target=self._run, name="hiplevel-recorder", daemon=True)
+        self._thread.start()
+
+    # ---- called from the live path: append only ----
+    def frame(self, t_host_s: float, frame_bytes: bytes, late: bool = False) -> None:
+        """late: the transport says the frame was re-sent after a dropout (replayed the same way)."""
+        if self.failed is None:
+            self._queue.append((_FRAME, t_host_s, frame_bytes, late))
+
+    def event(self, event: dict) -> None:
+        if self.failed is None:
+            # deep copy: the pipeline may keep and change its dicts after handing them over
+            self._queue.append((_EVENT, time.monotonic(), copy.deepcopy(event)))
+
+    # ---- called by the command / GUI ----
+    def start_block(self, settings: dict) -> None:
+        """Frames and events after this belong to a new block with these pipeline settings (missing
+        ones are taken as the pipeline's defaults)."""
+        if self.failed is None:
+            self._queue.append((_BLOCK, store.utc_now(), complete_settings(settings)))
+
+    def marker(self, label: str, t_s: float | None = None) -> None:
+        """A therapist's marker at device time t_s (seconds since the block's first sample)."""
+        if self.failed is None:
+            self._queue.append((_MARKER, time.monotonic(), t_s, str(label)))
+
+    def set_patient(self, label: str) -> None:
+        """Record this session under another patient label (picked or corrected in the window). The
+        label is checked here (ValueError with the reason); the change is written by the writer thread
+        with the next commit, so the caller never waits on the database."""
+        label = store.check_patient_label(label)
+        self.patient = label
+        if self.failed is None:
+            self._queue.append((_PATIENT, label))
+
+    def known_patients(self) -> list[str]:
+        """The patient labels in the database (for the window's picker), read on a connection of its
+        own; just the current label if the database cannot be read."""
+        try:
+            conn = store.connect(self.path)
+        except store.StoreError:
+            return [self.patient]
+        try:
+            return sorted(set(store.list_patients(conn)) | {self.patient})
+        except sqlite3.Error:
+            return [self.patient]
+        finally:
+            conn.close()
+
+    def close(self) -> str:
+        """Commit what is left, mark the session ended; returns one line for the user. Safe twice."""
+        if self._closed:
+            return self.summary_line()
+        self._closed = True
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join(timeout=30)
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return self.summary_line()
+        try:
+            if self.frames_committed == 0:  # no data (or none could be written): no empty session left behind
+                conn.execute("DELETE FROM sessions WHERE id = ?", (self.session_id,))
+            elif self.failed is None:
+                conn.execute("UPDATE sessions SET ended_utc = ? WHERE id = ?", (store.utc_now(), self.session_id))
+            if self.failed is None:
+                store.close_recording(conn)
+        except sqlite3.Error as e:
+            self._fail(store.explain(e, self.path))
+        finally:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+        return self.summary_line()
+
+    def summary_line(self) -> str:
+        if self.session_id is None or (self.failed is not None and self.frames_committed == 0):
+            return f"Not recorded: {self.failed}."
+        if self.failed is not None:
+            return (f"Recording stopped early ({self.failed}); session {self.session_id} keeps the "
+                    f"{self.frames_committed} frames recorded before.")
+        if self.frames_committed == 0:
+            return "Nothing recorded (no data came from the sensor)."
+        return f"Recorded as session {self.session_id} (patient {self.patient}) in {self.path}."
+
+    # ---- the writer thread ----
+    def _run(self) -> None:
+        while not self._stop.wait(self.commit_interval_s):
+            self._flush()
+        for _ in range(3):  # closing: a busy database gets a few more chances (5 s each)
+            self._flush()
+            if not self._carry:
+                return
+        self._fail(f"the session database {self.path} stayed busy (another program kept it locked)")
+
+    def _flush(self) -> None:
+        if self.failed is not None:
+            return
+        items = self._carry
+        self._carry = []
+        queue = self._queue
+        while queue:
+            items.append(queue.popleft())
+        if not items:
+            return
+        t0 = time.perf_counter()
+        state = dataclasses.replace(self._state)  # applied only when the commit succeeds
+        conn = self._conn
+        frames_before = self.frames_committed
+        source = None
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            rows: list = []
+            for item in items:
+                kind = item[0]
+                if kind == _FRAME:
+                    if state.block_id is None:
+                        self._new_block(conn, state, store.utc_now(), complete_settings({}))
+                    rows.append((state.block_id, state.n, item[1], item[2], int(bool(item[3]))))
+                    state.n += 1
+                    state.last_t = item[1]
+                    if state.first_t is None:
+                        state.first_t = item[1]
+                    continue
+                self._write_frames(conn, state, rows)
+                rows = []
+                if kind == _BLOCK:
+                    self._new_block(conn, state, *item[1:])
+                elif kind == _EVENT:
+                    if state.block_id is None:
+                        self._new_block(conn, state, store.utc_now(), complete_settings({}))
+                    event = item[2]
+                    store.insert_event(conn, state.block_id, item[1], event)
+                    if event.get("event") == "connected" and not (self._source or source):
+                        source = str(event.get("link", ""))
+                        conn.execute("UPDATE sessions SET source = ? WHERE id = ?", (source, self.session_id))
+                elif kind == _PATIENT:
+                    store.set_session_patient(conn, self.session_id, item[1])
+                elif kind == _MARKER:
+                    if state.block_id is not None:
+                        store.insert_marker(conn, state.block_id, item[2], item[1], item[3])
+            self._write_frames(conn, state, rows)
+            conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            _rollback(conn)
+            self.frames_committed = frames_before
+            name = getattr(e, "sqlite_errorname", "")
+            if name.startswith("SQLITE_BUSY") or name.startswith("SQLITE_LOCKED"):
+                self._carry = items  # another writer holds the file: try again next time
+                if not self._busy_said:
+                    self._busy_said = True
+                    self.report(f"Recording is waiting: {store.explain(e, self.path)}.")
+                return
+            self._queue.clear()
+            self._fail(store.explain(e, self.path))
+            return
+        except Exception as e:  # noqa: BLE001 - a bug must not silently stop the writer thread
+            _rollback(conn)
+            self.frames_committed = frames_before
+            self._queue.clear()
+            self._fail(f"an unexpected error in the recorder ({e!r})")
+            return
+        self._state = state
+        if source is not None:
+            self._source = source
+        self.commit_s.append(time.perf_counter() - t0)
+
+    def _new_block(self, conn, state: _BlockState, started_utc: str, settings: dict) -> None:
+        state.block_id = store.insert_block(conn, self.session_id, settings, started_utc)
+        state.n, state.first_t, state.last_t = 0, None, None
+
+    def _write_frames(self, conn, state: _BlockState, rows: list) -> None:
+        if not rows:
+            return
+        conn.executemany("INSERT INTO frames (block_id, n, t_host_s, data, late) VALUES (?, ?, ?, ?, ?)", rows)
+        conn.execute("UPDATE blocks SET frame_count = ?, t_host_first_s = ?, t_host_last_s = ? WHERE id = ?",
+                     (state.n, state.first_t, state.last_t, state.block_id))
+        self.frames_committed += len(rows)
+
+    def _fail(self, message: str) -> None:
+        if self.failed is None:
+            self.failed = message
+            if self.session_id is None:
+                self.report(f"Not recording: {message}. The live feedback goes on.")
+            else:
+                self.report(f"Recording stopped: {message}. The live feedback goes on; "
+                            "anything recorded before is kept.")
+
+
+# ---- for `hiplevel run` (and the GUI) ----
+
+def _rollback(conn) -> None:
+    """Undo a failed commit's half-written transaction; a broken connection has none to undo."""
+    try:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass
+
+
+def patient_label(text: str) -> str:
+    try:
+        return store.check_patient_label(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_recording_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("recording (on by default; see docs/sessions.md)")
+    g.add_argument("--db", metavar="PATH", help="session database (default: sessions.sqlite in the user's "
+                   "data folder, or $HIPLEVEL_DB)")
+    g.add_argument("--patient", type=patient_label, default="default", metavar="LABEL",
+                   help="pseudonymous patient label, e.g. P-017 (default: 'default')")
+    g.add_argument("--no-record", action="store_true", help="do not record this session")
+
+
+def settings_of(cfg) -> dict:
+    """The pipeline settings to store with a block (all of PipelineConfig, whatever fields it has)."""
+    return dataclasses.asdict(cfg)
+
+
+def complete_settings(settings: dict) -> dict:
+    """`settings` over the pipeline's defaults (one level deep), so every block says what it ran with."""
+    from host.processing.pipeline import PipelineConfig
+    out = settings_of(PipelineConfig())
+    for k, v in copy.deepcopy(settings).items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k].update(v)
+        else:
+            out[k] = v
+    return out
+
+
+def open_recorder(args, cfg, say, live=None) -> Recorder | None:
+    """The recorder for a `run`, or None with --no-record. A database that cannot be written gives a
+    message and no recording; the session runs anyway."""
+    if getattr(args, "no_record", False):
+        return None
+
+    def report(message: str) -> None:
+        say(message)
+        if live is not None:
+            live.update_status(message=message)
+
+    rec = Recorder(args.db or store.default_db_path(), args.patient, report=report)
+    rec.start_block(settings_of(cfg))
+    return rec
