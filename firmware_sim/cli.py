@@ -78,7 +78,7 @@ def scenario_from_args(args) -> Scenario:
 
 
 def run(args) -> int:
-    from host.cli import UserError
+    from host.errors import UserError
     if not -90 <= args.mount_yaw <= 90:
         raise UserError("--mount-yaw must be within -90..90 degrees")
     if args.mount_tilt is not None and not 0 <= args.mount_tilt <= 45:

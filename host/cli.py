@@ -12,6 +12,8 @@ import inspect
 import logging
 import sys
 
+from host.errors import UserError
+
 # name -> (module, one-line help). Add a line here for a new subcommand.
 COMMANDS = {
     "demo": ("host.commands.demo", "the app against the built-in simulated sensor doing hip dips"),
@@ -25,10 +27,6 @@ COMMANDS = {
     "report": ("host.commands.report", "an HTML report of a session, or of a patient's progress"),
     "history": ("host.commands.history", "a window with a patient's sessions, progress and session review"),
 }
-
-
-class UserError(Exception):
-    """A problem the user can fix, said in words they understand."""
 
 
 def _chosen(argv: list[str], names) -> tuple[str | None, list[str]]:
@@ -83,7 +81,5 @@ def main(argv: list[str] | None = None) -> int:
         return 141
 
 
-if __name__ == "__main__":
-    # `python -m host.cli`: use the importable module's classes, so `except UserError` matches
-    from host.cli import main as _main
-    sys.exit(_main())
+if __name__ == "__main__":  # `python -m host.cli`, as the tests and the demo start it
+    sys.exit(main())

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from host.cli import UserError
+from host.errors import UserError
 from host.processing.estimators import DEFAULT_ESTIMATOR, ESTIMATORS, G_MS2, make_estimator, up_in_sensor
 
 RAD2DEG = 180.0 / math.pi

@@ -10,7 +10,7 @@ How a run goes:
    frames, 10 ms blocks), and the wait for the next callback would be a constant set by luck.
 2. Sound: a private PulseAudio server with a null sink (host.sinks.sound_server.PulseServer), or an existing
    server with `--server`; `parec` records the sink's monitor from before the session starts.
-3. Session: a real `host.session.runner.Session` (decoder -> pipeline -> AudioCueSink -> CuePlayer) fed
+3. Stream: a real `host.session.runner.StreamRunner` (decoder -> pipeline -> host.sinks.audio.AudioCueSink -> CuePlayer) fed
    by host.links.memory.MemoryTransport, which hands each frame over on schedule and stamps
    t_host_s = time.monotonic() at hand-over: the frame's arrival. One session per exercise, each
    with its own recording: `keep-level` (the fault tone, `set_fault`) and `hip-dip` (the target
@@ -20,7 +20,7 @@ How a run goes:
    processing when the event came out). Its arrival is the start. The CuePlayer's onset note
    (`last_onset`, read at that cue's `cue_off`) gives when `set_fault` / `play_target` was called
    and when the audio callback began writing the cue. The end is the first burst in the recording that
-   starts after the arrival (host.sinks.sound_server.bursts), moved to host time with the recording's own clock
+   starts after the arrival (host.bench.audio_capture.bursts), moved to host time with the recording's own clock
    map (`Recording.host_time_of_frame`, which errs late by about a millisecond).
 
 Out: per exercise (a row), a table (or `--json`) with p50 / p95 / max of arrival -> recorded onset
@@ -47,7 +47,9 @@ from pathlib import Path
 
 import numpy as np
 
-from host.cli import UserError
+from host.commands.argtypes import number, threshold_deg
+from host.errors import UserError
+from host.processing.exercise import THRESHOLD_DEFAULT_DEG
 
 SECTION_HEADING = "Cue latency"
 RATE_HZ = 200
@@ -71,18 +73,6 @@ def _int_at_least(lo: int):
     return parse
 
 
-def _float_between(lo: float, hi: float):
-    def parse(text: str) -> float:
-        try:
-            v = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not lo <= v <= hi:
-            raise argparse.ArgumentTypeError(f"must be from {lo:g} to {hi:g}, not {text}")
-        return v
-    return parse
-
-
 def _latency(text: str):
     if text in ("low", "high"):
         return text
@@ -101,11 +91,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "other (default both)")
     p.add_argument("--cues", type=_int_at_least(1), default=60,
                    help="threshold crossings to measure (default 60; report at least 50)")
-    p.add_argument("--threshold", type=_float_between(0.5, 30.0), default=5.0,
-                   help="cue threshold, degrees of drop (default 5)")
-    p.add_argument("--drop", type=_float_between(1.0, 40.0), default=8.0,
+    p.add_argument("--threshold", type=threshold_deg, default=THRESHOLD_DEFAULT_DEG,
+                   help=f"cue threshold, degrees of drop (default {THRESHOLD_DEFAULT_DEG:g})")
+    p.add_argument("--drop", type=number(1.0, 40.0, what="a number from 1 to 40"), default=8.0,
                    help="how far each scripted drop goes, degrees (default 8)")
-    p.add_argument("--rep-s", type=_float_between(0.8, 30.0), default=1.2,
+    p.add_argument("--rep-s", type=number(0.8, 30.0, what="a number from 0.8 to 30"), default=1.2,
                    help="seconds from one drop to the next (default 1.2)")
     p.add_argument("--blocksize", type=_int_at_least(16), default=480,
                    help="audio frames per callback at 48 kHz (default 480 = 10 ms)")
@@ -119,7 +109,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--monitor", metavar="SOURCE",
                    help="source to record (default: the private server's null sink monitor, or "
                         "@DEFAULT_MONITOR@ with --server)")
-    p.add_argument("--jitter-ms", type=_float_between(0.0, 15.0), default=10.0,
+    p.add_argument("--jitter-ms", type=number(0.0, 15.0, what="a number from 0 to 15"), default=10.0,
                    help="random link delay per frame, 0 to this many ms (default 10: one audio "
                         "block, so arrivals fall at every phase of the audio callback)")
     p.add_argument("--seed", type=int, default=1, help="simulator and jitter seed (default 1)")
@@ -313,10 +303,12 @@ def _sound_server(args):
 
 def run_exercise(exercise: str, sf: ScriptedFrames, args, player, address: str, monitor: str) -> dict:
     """One real session of `exercise` on the scripted frames, recorded; its row of results."""
+    from host.bench import audio_capture
     from host.sinks import sound_server as pulse
     from host.processing.exercise import ExerciseConfig
     from host.processing.pipeline import PipelineConfig
-    from host.session.runner import AudioCueSink, Session
+    from host.session.runner import StreamRunner
+    from host.sinks.audio import AudioCueSink
     from host.links.memory import MemoryTransport
 
     cfg = PipelineConfig(exercise=ExerciseConfig(
@@ -324,12 +316,12 @@ def run_exercise(exercise: str, sf: ScriptedFrames, args, player, address: str, 
         threshold_right_deg=args.threshold))
     transport = MemoryTransport(sf.frames, description="scripted simulator frames")
     tap = CueTap(transport, player)
-    session = Session(transport, cfg, events=tap, cue=AudioCueSink(player))
+    session = StreamRunner(transport, cfg, events=tap, cue=AudioCueSink(player))
     underflows_before = player.underflows
     print(f"hiplevel bench latency: {exercise}, {args.cues} cues, about {sf.duration_s:.0f} s in "
           "real time…", file=sys.stderr, flush=True)
     try:
-        recorder = pulse.Recorder(address, monitor).start()
+        recorder = audio_capture.SinkCapture(address, monitor).start()
     except pulse.PulseServerError as e:
         raise UserError(str(e)) from None
     try:
@@ -340,7 +332,7 @@ def run_exercise(exercise: str, sf: ScriptedFrames, args, player, address: str, 
         recording = recorder.stop()
     if not summary.ok:
         raise UserError(f"the {exercise} session did not finish normally: {summary.reason}")
-    found = pulse.bursts(recording.samples, recording.samplerate)
+    found = audio_capture.bursts(recording.samples, recording.samplerate)
     onset_hosts = [recording.host_time_of_frame(b.start) for b in found]
     results, mismatches, extra = match_cues(sf, int(session.pipeline.t0_us), tap,
                                             transport.arrival_host_s, onset_hosts)
@@ -349,7 +341,7 @@ def run_exercise(exercise: str, sf: ScriptedFrames, args, player, address: str, 
         if r.onset_host_s is not None:
             i = onset_hosts.index(r.onset_host_s)
             seg = recording.samples[found[i].start: found[i].start + window]
-            r.onset_hz = round(pulse.dominant_frequency_hz(seg, recording.samplerate), 1)
+            r.onset_hz = round(audio_capture.dominant_frequency_hz(seg, recording.samplerate), 1)
     return summarise(exercise, results, mismatches, extra, player.underflows - underflows_before,
                      transport.late_s)
 
@@ -437,7 +429,7 @@ def render_markdown(res: dict) -> str:
 
 def command_line(args) -> str:
     parts = ["hiplevel", "bench", "latency"]
-    defaults = {"exercise": "both", "cues": 60, "threshold": 5.0, "drop": 8.0, "rep_s": 1.2,
+    defaults = {"exercise": "both", "cues": 60, "threshold": THRESHOLD_DEFAULT_DEG, "drop": 8.0, "rep_s": 1.2,
                 "jitter_ms": 10.0, "blocksize": 480, "latency": "low", "device": "pulse",
                 "server": None, "monitor": None, "seed": 1}
     for name, default in defaults.items():
@@ -471,7 +463,7 @@ def generated_section(args, res: dict) -> str:
         f"{s['load_average'][0]:.2f} at the start); {sd.get_portaudio_version()[1]}.", "",
         f"Settings: simulated sensor at {s['rate_hz']} Hz, {s['samples_per_frame']} samples per frame "
         f"(one frame every {1000 * s['samples_per_frame'] / s['rate_hz']:.0f} ms), handed to a real "
-        f"`Session` by an in-process transport on the sensor's schedule plus a random 0-"
+        f"`StreamRunner` by an in-process transport on the sensor's schedule plus a random 0-"
         f"{s['jitter_ms']:g} ms link delay per frame; threshold {s['threshold_deg']:g}°, "
         f"{s['cues_scripted']} drops to {s['drop_deg']:g}° one every {s['rep_s']:g} s after "
         f"{s['calibration_s']:g} s of calibration, run once per exercise. Cue player: 48 kHz stereo "

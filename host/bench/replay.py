@@ -2,7 +2,7 @@
 
 A hip-dip set from the simulator's encoder (200 Hz, 4 samples per frame, generated up front, with
 host receive times spaced as a real link delivers them) is recorded into a fresh session database
-by the real Recorder, then replayed from it through ReplayTransport + runner.Session, the code
+by the real Recorder, then replayed from it through ReplayTransport + runner.StreamRunner, the code
 `hiplevel replay --fast` runs. Printed (and with --write-docs, written as its own section of a
 Markdown file): the cost of `Recorder.frame` on the pipeline's thread, the writer thread's commit
 time per COMMIT_INTERVAL_S of data, the database size per minute, and replay speed as a multiple of
@@ -48,7 +48,7 @@ def make_frames(seconds: float):
 
 
 def pipeline_only_cpu_s(frames) -> float:
-    """CPU seconds for decoder + pipeline on the same frames without runner.Session (no asyncio, no
+    """CPU seconds for decoder + pipeline on the same frames without runner.StreamRunner (no asyncio, no
     clock map): what replay would cost if the session loop were free."""
     from host.processing.pipeline import Pipeline, PipelineConfig
     from host.protocol.frames import SampleDecoder
@@ -61,7 +61,7 @@ def pipeline_only_cpu_s(frames) -> float:
 
 def run(args) -> int:
     from host import store
-    from host.commands.replay import replay_block
+    from host.session.review import replay_block
     from host.processing.pipeline import PipelineConfig
     from host.sinks.recorder import COMMIT_INTERVAL_S, Recorder, settings_of
 
@@ -119,7 +119,7 @@ def run(args) -> int:
         f"(min {data_s / max(walls):,.0f}x, max {data_s / min(walls):,.0f}x) |",
         f"| same, per second of CPU time (less sensitive to other load) | {data_s / cpu:,.0f}x real time, "
         f"{cpu / samples * 1e6:.1f} µs per sample |",
-        f"| for comparison: decoder + pipeline alone, without `runner.Session` (CPU time) | "
+        f"| for comparison: decoder + pipeline alone, without `runner.StreamRunner` (CPU time) | "
         f"{data_s / pipe_cpu:,.0f}x real time; the session loop adds "
         f"{(cpu - pipe_cpu) / len(frames) * 1e6:.0f} µs per frame |",
         f"| machine load (1-min average, {os.cpu_count()} cores) | {os.getloadavg()[0]:.1f} |",
@@ -134,7 +134,7 @@ def run(args) -> int:
         cmd = "hiplevel bench replay " + " ".join(sys.argv[3:])
         replace_section(args.write_docs, HEADING,
                         f"Command: `{cmd.strip()}`.\n\n{text}\n\n{verdict}\n\nReplay runs the live "
-                        "session loop (`runner.Session`) and pipeline (decoder, estimator, calibration, "
+                        "session loop (`runner.StreamRunner`) and pipeline (decoder, estimator, calibration, "
                         "exercise logic) on the stored frames; the replay transport itself only adds one "
                         "database read per 4,096 frames. The difference between the last two speeds is "
                         "the session loop's cost per frame: an asyncio task and an `asyncio.wait` for "

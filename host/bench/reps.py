@@ -20,7 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-THRESHOLD_DEG = 5.0
+from host.processing.exercise import THRESHOLD_DEFAULT_DEG
+
+THRESHOLD_DEG = THRESHOLD_DEFAULT_DEG
 TEMPOS_S = (1.5, 2.5, 3.5, 5.0)
 # per-rep drops: clearly below, just scorable below, just scorable past, clearly past, ambiguous
 HIP_DIP_DROPS = (2.5, 3.5, 6.5, 9.0, 5.0, 3.0, 8.0, 6.5)

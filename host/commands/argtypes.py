@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from host.processing.exercise import THRESHOLD_MAX_DEG, THRESHOLD_MIN_DEG
+
 
 def number(lo: float | None = None, hi: float | None = None, *, what: str = "a number",
            hi_open: bool = False, lo_open: bool = False):
@@ -21,7 +23,8 @@ def number(lo: float | None = None, hi: float | None = None, *, what: str = "a n
     return parse
 
 
-threshold_deg = number(2.0, 15.0, what="a threshold from 2 to 15 degrees")
+threshold_deg = number(THRESHOLD_MIN_DEG, THRESHOLD_MAX_DEG,
+                       what=f"a threshold from {THRESHOLD_MIN_DEG:g} to {THRESHOLD_MAX_DEG:g} degrees")
 fraction = number(0.0, 1.0, what="a number from 0 to 1")
 loss_fraction = number(0.0, 1.0, hi_open=True, what="a fraction from 0 to below 1, such as 0.05")
 positive = number(0.0, lo_open=True, what="a number above 0")

@@ -10,8 +10,9 @@ import argparse
 import subprocess
 import sys
 
-from host.cli import UserError
-from host.processing.exercise import EXERCISES
+from host.errors import UserError
+from host.commands.argtypes import threshold_deg
+from host.processing.exercise import EXERCISES, THRESHOLD_DEFAULT_DEG
 
 DEMO_DROPS = "3,7,4,8,2,9,5.5,3,7.5,4"
 
@@ -22,7 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--drops", default=DEMO_DROPS, help=f"drop per rep, degrees (default {DEMO_DROPS})")
     p.add_argument("--reps", type=int, default=None, help="reps (default: one per drop)")
     p.add_argument("--speed", type=float, default=1.0, help="simulation speed (default real time)")
-    p.add_argument("--threshold", type=float, default=5.0)
+    p.add_argument("--threshold", type=threshold_deg, default=THRESHOLD_DEFAULT_DEG, metavar="DEG",
+                   help=f"cue threshold, degrees of drop (default {THRESHOLD_DEFAULT_DEG:g})")
     p.add_argument("--headless", action="store_true", help="console view instead of a window")
     p.add_argument("--mute", action="store_true")
     p.add_argument("--events", metavar="PATH", help="write events as JSON lines")
@@ -40,22 +42,25 @@ def start_sim(sim_args: list[str]) -> tuple[subprocess.Popen, str]:
 
 
 def run(args) -> int:
-    from host.commands import run as cmd_run
+    from host.links.serial import SerialTransport
+    from host.processing.exercise import ExerciseConfig
+    from host.processing.pipeline import PipelineConfig
+    from host.session.live_app import LiveOptions, run_live
     sim_args = ["--exercise", args.exercise, "--stance", args.stance, "--drops", args.drops,
                 "--speed", str(args.speed)]
     if args.reps is not None:
         sim_args += ["--reps", str(args.reps)]
+    cfg = PipelineConfig(exercise=ExerciseConfig(exercise=args.exercise, stance=args.stance,
+                                                 threshold_left_deg=args.threshold,
+                                                 threshold_right_deg=args.threshold))
+    # private_audio: a headless box without sound still plays the tone (into a silent virtual output)
+    opts = LiveOptions(headless=args.headless, events=args.events, mute=args.mute, private_audio=True,
+                       patient="demo", title=f"hiplevel — {args.exercise}, {args.stance} leg stance")
     proc, port = start_sim(sim_args)
     print(f"Simulated sensor on {port}: {args.exercise}, standing on the {args.stance} leg. "
           f"It calibrates (stands still, then bends forward twice), then the reps begin.", flush=True)
-    run_args = cmd_run.build_parser_for_demo().parse_args(
-        ["--serial", port, "--exercise", args.exercise, "--stance", args.stance, "--patient", "demo",
-         "--threshold", str(args.threshold)]
-        + (["--headless"] if args.headless else []) + (["--mute"] if args.mute else [])
-        + (["--events", args.events] if args.events else []))
-    run_args.private_audio = True  # headless box without sound: the tone still plays (silently)
     try:
-        return cmd_run.run(run_args)
+        return run_live(SerialTransport(port), cfg, opts)
     finally:
         proc.terminate()
         try:

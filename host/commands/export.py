@@ -1,7 +1,7 @@
 """Export a recorded session as CSV files (`hiplevel export SESSION --csv DIR`).
 
 In: a session from the store (host.store). The raw frames are decoded again (host.protocol.frames) for the
-sensor values, and replayed with the block's stored settings (cmd_replay.replay_block, the live
+sensor values, and replayed with the block's stored settings (host.session.review, the live
 pipeline) for the per-sample angles; reps, cues and other events are the ones recorded live.
 Out: four files in DIR, named session-N-*.csv (columns documented in docs/sessions.md):
 blocks (settings per block), samples (sensor values and angles per sample), reps, events.
@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from host import store
-from host.cli import UserError
-from host.commands.replay import compare_reps, config_for, replay_block
-from host.commands.sessions import add_db_argument, get_session, open_db, pick_blocks, plain_db_errors, session_arg
+from host.errors import UserError
+from host.commands.db_args import add_db_argument, get_session, open_db, pick_blocks, plain_db_errors, session_arg
 from host.protocol.frames import SampleDecoder
+from host.session.review import review_block
 
 SAMPLE_COLUMNS = ["block", "seq", "t_device_us", "t_s", "t_host_s", "acc_x_g", "acc_y_g", "acc_z_g",
                   "gyr_x_dps", "gyr_y_dps", "gyr_z_dps", "obliquity_deg", "forward_tilt_deg", "cue_on"]
@@ -58,16 +58,16 @@ def decode_samples(conn, block: store.BlockInfo) -> dict[str, np.ndarray]:
             "acc_g": np.concatenate(acc), "gyr_dps": np.concatenate(gyr)}
 
 
-def angles_for(samples: dict, traced: dict) -> tuple[np.ndarray, np.ndarray]:
+def angles_for(samples: dict, review) -> tuple[np.ndarray, np.ndarray]:
     """Obliquity and forward tilt per decoded sample (NaN before calibration), joined by sequence."""
     n = len(samples["seq"])
     obl, fwd = np.full(n, np.nan), np.full(n, np.nan)
-    if traced["seq"] and n:
+    if len(review.seq) and n:
         row = {int(s): i for i, s in enumerate(samples["seq"])}
-        idx = np.array([row.get(int(s), -1) for s in traced["seq"]])
+        idx = np.array([row.get(int(s), -1) for s in review.seq])
         ok = idx >= 0
-        obl[idx[ok]] = np.asarray(traced["obliquity_deg"])[ok]
-        fwd[idx[ok]] = np.asarray(traced["forward_tilt_deg"])[ok]
+        obl[idx[ok]] = review.obliquity_deg[ok]
+        fwd[idx[ok]] = review.forward_tilt_deg[ok]
     return obl, fwd
 
 
@@ -134,20 +134,17 @@ def _export(conn, session, blocks, files) -> None:
                               f"{b.duration_s:.3f}", _num(cal.get("mounting_tilt_deg")), json.dumps(b.settings)])
         recorded = store.events(conn, b.id)
         rec_events = [e for _, e in recorded]
-        live_reps = [e for e in rec_events if e.get("event") == "rep"]
-        all_reps += [(b.number, r) for r in live_reps]
+        review = review_block(conn, b)
+        all_reps += [(b.number, r) for r in review.reps]
         samples = decode_samples(conn, b)
         n = len(samples["seq"])
         t0 = int(samples["t_device_us"][0]) if n else 0
         t_s = (samples["t_device_us"] - t0) * 1e-6
-        obl = fwd = np.full(n, np.nan)
-        if b.frame_count:
-            r = replay_block(conn, b, config_for(b), speed=None, trace=True)
-            obl, fwd = angles_for(samples, r.samples)
-            verdict = compare_reps(live_reps, r.reps)
-            if verdict.startswith("Differs"):  # e.g. thresholds changed in the window during the set
-                print(f"Note (block {b.number}): the angles come from a re-analysis with the stored "
-                      f"settings. {verdict}")
+        obl, fwd = angles_for(samples, review)
+        if review.comparison is not None and not review.comparison.same:
+            # e.g. thresholds changed in the window during the set
+            print(f"Note (block {b.number}): the angles come from a re-analysis with the stored "
+                  f"settings. {review.comparison.sentence()}")
         cue = cue_mask(t_s, store.cue_periods(rec_events, float(t_s[-1]) if n else 0.0))
         acc, gyr = samples["acc_g"], samples["gyr_dps"]
         for i in range(n):

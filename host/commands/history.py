@@ -10,15 +10,12 @@ from __future__ import annotations
 import argparse
 
 from host import store
-from host.cli import UserError
-from host.commands.sessions import add_db_argument, open_db, plain_db_errors, require_patient
-from host.sinks.recorder import patient_label
+from host.errors import UserError
+from host.commands.db_args import add_patient_filter, open_db, plain_db_errors, require_patient
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--patient", type=patient_label, metavar="LABEL",
-                   help="show this patient first (default: the patient of the latest session)")
-    add_db_argument(p)
+    add_patient_filter(p, "show this patient first (default: the patient of the latest session)")
 
 
 @plain_db_errors
@@ -30,7 +27,7 @@ def run(args) -> int:
     finally:
         conn.close()
     try:
-        from host.gui.live_window import qt_display_available
+        from host.gui.display import qt_display_available
         display = qt_display_available()
         reason = "no display was found"
     except ImportError as e:  # Qt's libraries missing

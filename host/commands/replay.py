@@ -1,31 +1,25 @@
 """Replay a recorded session through the live pipeline (`hiplevel replay SESSION`).
 
 In: the stored frames of a session (host.store), fed by host.links.replay.ReplayTransport into
-runner.Session, so the same decoder, estimator, calibration and exercise logic run as live. The
+runner.StreamRunner, so the same decoder, estimator, calibration and exercise logic run as live. The
 block's stored settings are used unless overridden (--threshold, --estimator, ...), which is how a
 session is re-analysed with other thresholds or a newer estimator. `--speed X` paces it at X times
 real time with the console view; `--fast` runs as fast as the pipeline goes.
 Out: the reps of the replay, compared with the reps recorded live; optionally the replay's events as
-JSON lines (--events). `replay_block` is also what `export` and `report` use to get per-sample angles.
+JSON lines (--events). The replay itself is host.session.review; this module parses and says.
 """
 from __future__ import annotations
 
 import argparse
-import asyncio
-import dataclasses
-import math
 import sys
-import time
-from dataclasses import dataclass, field
 
 from host import store
-from host.cli import UserError
 from host.commands.argtypes import threshold_deg
-from host.commands.sessions import (add_db_argument, describe_block, get_session, open_db, pick_blocks,
-                           plain_db_errors, session_arg)
+from host.commands.db_args import add_db_argument, get_session, open_db, pick_blocks, plain_db_errors, session_arg
+from host.report.text import describe_block
 from host.processing.estimators import ESTIMATORS
-from host.processing.exercise import EXERCISES, ExerciseConfig
-from host.processing.pipeline import PipelineConfig
+from host.processing.exercise import EXERCISES
+from host.session.review import compare_reps, config_for, replay_block
 
 
 def _speed(text: str) -> float:
@@ -57,134 +51,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--events", metavar="PATH", help="write the replay's events as JSON lines ('-' = stdout)")
     add_override_arguments(p)
     add_db_argument(p)
-
-
-def config_for(s: store.BlockInfo, overrides=None) -> PipelineConfig:
-    """The block's recorded pipeline settings, with any overrides from the command line."""
-    stored = dict(s.settings or {})
-    ex_stored = dict(stored.get("exercise") or {})
-    ex_stored.setdefault("exercise", s.exercise)
-    ex_stored.setdefault("stance", s.stance)
-    ex_stored.setdefault("threshold_left_deg", s.threshold_left_deg)
-    ex_stored.setdefault("threshold_right_deg", s.threshold_right_deg)
-    o = overrides
-    if o is not None:
-        for name in ("exercise", "stance"):
-            if getattr(o, name, None) is not None:
-                ex_stored[name] = getattr(o, name)
-        base = getattr(o, "threshold", None)
-        for side in ("left", "right"):
-            v = getattr(o, f"threshold_{side}", None) or base
-            if v is not None:
-                ex_stored[f"threshold_{side}_deg"] = v
-    # keep only fields this version knows, so a block recorded by another version still replays
-    ex_fields = {f.name for f in dataclasses.fields(ExerciseConfig)}
-    try:
-        ex = ExerciseConfig(**{k: v for k, v in ex_stored.items() if k in ex_fields})
-    except ValueError as e:
-        raise UserError(f"the settings of session {s.session_id} block {s.number} cannot be used: {e}") from None
-    pipe_fields = {f.name for f in dataclasses.fields(PipelineConfig)} - {"exercise"}
-    kw = {k: v for k, v in stored.items() if k in pipe_fields}
-    kw.setdefault("estimator", s.estimator)
-    if o is not None and getattr(o, "estimator", None):
-        kw["estimator"] = o.estimator
-    if kw.get("estimator") not in ESTIMATORS:
-        raise UserError(f"session {s.session_id} was recorded with the estimator {kw.get('estimator')!r}, "
-                        f"which this version does not have; choose one with --estimator "
-                        f"({', '.join(sorted(ESTIMATORS))})")
-    if getattr(ESTIMATORS[kw["estimator"]], "live", True) is False:
-        raise UserError(f"the {kw['estimator']} estimator needs the whole recording; replay runs the live pipeline")
-    return PipelineConfig(exercise=ex, **kw)
-
-
-def _no_display():
-    from host.sinks.live import LiveBuffer
-
-    class NoDisplay(LiveBuffer):
-        """No one watches a replay without its console view: skip the display's per-sample copy."""
-
-        def append(self, *args) -> None:
-            pass
-
-        def update_status(self, **fields) -> None:
-            pass
-    return NoDisplay(capacity=1)
-
-
-class _Collect:
-    """An EventLog stand-in that keeps the events (and passes them on to a real log, if any)."""
-
-    def __init__(self, log=None):
-        self.events: list[dict] = []
-        self.log = log
-
-    def write(self, event: dict) -> None:
-        self.events.append(event)
-        if self.log is not None:
-            self.log.write(event)
-
-
-@dataclass
-class Replay:
-    summary: object
-    events: list
-    pipeline: object
-    transport: object
-    wall_s: float
-    data_s: float              # device seconds replayed
-    samples: dict = field(default_factory=dict)  # from trace: seq, t_device_us, obliquity, forward tilt
-
-    @property
-    def reps(self) -> list[dict]:
-        return [e for e in self.events if e.get("event") == "rep"]
-
-    @property
-    def ok(self) -> bool:
-        return self.summary.ok or self.transport.finished
-
-
-def replay_block(conn, s: store.BlockInfo, cfg: PipelineConfig, speed: float | None = None, log=None,
-               trace: bool = False, console=None) -> Replay:
-    """Run one stored block through runner.Session. trace=True also returns the per-sample angles."""
-    from host.sinks.live import LiveBuffer
-    from host.session.runner import Session
-    from host.links.replay import ReplayTransport
-
-    cols = {"seq": [], "t_device_us": [], "obliquity_deg": [], "forward_tilt_deg": []}
-
-    def tracer(seq, t_us, obl, fwd, _add=tuple(c.append for c in cols.values())):
-        _add[0](seq)
-        _add[1](t_us)
-        _add[2](obl)
-        _add[3](fwd)
-    transport = ReplayTransport(conn, s, speed=speed)
-    live = LiveBuffer() if console is not None else _no_display()
-    collect = _Collect(log)
-    # a recording cannot fall silent, so the no-data timeout is off
-    session = Session(transport, cfg, events=collect, live=live, trace=tracer if trace else None,
-                      no_data_timeout_s=math.inf)
-    t0 = time.perf_counter()
-    if console is not None:
-        from host.sinks.console import run_with_console
-        summary = asyncio.run(run_with_console(session, live, console))
-    else:
-        summary = asyncio.run(session.run())
-    wall = time.perf_counter() - t0
-    if summary.open_failed:
-        raise UserError(summary.reason)
-    return Replay(summary, collect.events, session.pipeline, transport, wall, session.pipeline.t_s, cols)
-
-
-def compare_reps(live_reps: list[dict], replay_reps: list[dict]) -> str:
-    """One sentence: are the replay's reps those recorded live?"""
-    def key(r):
-        return (r.get("index"), r.get("low_side"), r.get("max_drop_deg"), bool(r.get("cued")))
-    n_live, c_live = len(live_reps), sum(1 for r in live_reps if r.get("cued"))
-    n_rep, c_rep = len(replay_reps), sum(1 for r in replay_reps if r.get("cued"))
-    if [key(r) for r in live_reps] == [key(r) for r in replay_reps]:
-        return f"Same reps as recorded live ({n_live} reps, {c_live} with the cue)."
-    return (f"Differs from the live recording: replay {n_rep} reps, {c_rep} with the cue; "
-            f"live {n_live} reps, {c_live} with the cue.")
 
 
 def rep_table(reps: list[dict]) -> str:
@@ -219,7 +85,7 @@ def run(args) -> int:
                 speed = None if args.fast else args.speed
                 r = replay_block(conn, s, cfg, speed=speed, log=log, console=None if args.fast else out)
                 say(rep_table(r.reps) if r.reps else "No reps.")
-                say(compare_reps(store.reps(conn, s.id), r.reps))
+                say(compare_reps(store.reps(conn, s.id), r.reps).sentence())
                 if s.end is None:
                     say("The recording was interrupted (the app stopped before the sensor stopped); "
                         "everything up to then was replayed.")

@@ -9,14 +9,13 @@ command exits after the stream ends and prints a short summary.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sys
 
 from host.commands.argtypes import fraction, threshold_deg
-from host.cli import UserError
+from host.errors import UserError
 from host.processing.estimators import DEFAULT_ESTIMATOR, ESTIMATORS
-from host.processing.exercise import EXERCISES, FEEDBACK, ExerciseConfig
+from host.processing.exercise import EXERCISES, FEEDBACK, THRESHOLD_DEFAULT_DEG, ExerciseConfig
 from host.processing.pipeline import PipelineConfig
+from host.session.live_app import LiveOptions, run_live
 
 
 def fade_shares(text: str) -> tuple[float, float]:
@@ -85,7 +84,7 @@ def make_transport(args):
 
 
 def exercise_config(args) -> ExerciseConfig:
-    base = args.threshold if args.threshold is not None else 5.0
+    base = args.threshold if args.threshold is not None else THRESHOLD_DEFAULT_DEG
     fade = args.fade or (1.0, 1.0)
     try:
         return ExerciseConfig(exercise=args.exercise, stance=args.stance,
@@ -98,134 +97,16 @@ def exercise_config(args) -> ExerciseConfig:
         raise UserError(str(e)) from None
 
 
-def open_audio(args, say):
-    """The cue player, or None with a plain message when there is no sound output."""
-    if args.mute:
-        return None
-    from host.sinks.audio import AudioUnavailable, CuePlayer
-    from host.sinks.sound_server import ensure_server
-    # The user's sound server (or, under sudo, the desktop user's). The demo may start a private
-    # one with a silent virtual output so the whole cue path still runs on a box without sound.
-    private = ensure_server(start_private=getattr(args, "private_audio", False))
-    if private is not None:
-        say("No sound server found: started a private one; cue tones play into a silent virtual "
-            "output (on a desktop you would hear them).")
-    player = CuePlayer(volume=max(0.0, min(1.0, args.volume)))
-    try:
-        player.start()
-    except AudioUnavailable as e:
-        say(str(e))
-        return None
-    player.private_server = private  # stopped with the player, see close_audio
-    return player
-
-
-def close_audio(player) -> None:
-    if player is not None:
-        player.close()
-        if getattr(player, "private_server", None) is not None:
-            player.private_server.stop()
-
-
-class Commands:
-    """What the GUI may ask of a running session; each call crosses to the pipeline's thread."""
-
-    def __init__(self, session, player, recorder=None):
-        self.session, self.player, self.recorder = session, player, recorder
-
-    def recalibrate(self):
-        self.session.call(self.session.pipeline.recalibrate)
-
-    def set_threshold(self, side: str, deg: float):
-        self.session.call(self.session.pipeline.set_threshold, side, deg)
-
-    def end_set(self):
-        self.session.call(self.session.pipeline.end_set)
-
-    def set_muted(self, muted: bool):
-        if self.player is not None:
-            self.player.set_muted(muted)
-
-    def set_patient(self, label: str):
-        """Record the session under this patient label (ValueError with the reason if refused)."""
-        if self.recorder is None:
-            raise ValueError("this session is not being recorded")
-        self.recorder.set_patient(label)
+def live_options(args) -> LiveOptions:
+    return LiveOptions(headless=args.headless, events=args.events, angles=args.angles, mute=args.mute,
+                       volume=args.volume, private_audio=getattr(args, "private_audio", False),
+                       record=not args.no_record, db=args.db, patient=args.patient,
+                       title=f"hiplevel — {args.exercise}, {args.stance} leg stance")
 
 
 def run(args) -> int:
-    from host.sinks.event_log import EventLog
-    from host.sinks.live import LiveBuffer
-    from host.session.runner import AngleTrace, AudioCueSink, Session
-
     if getattr(ESTIMATORS[args.estimator], "live", True) is False:
         raise UserError(f"the {args.estimator} estimator needs the whole recording; it cannot run live")
     cfg = PipelineConfig(exercise=exercise_config(args), estimator=args.estimator,
                          calibration=args.calibration)
-    gui = not args.headless
-    if gui:
-        try:
-            from host.gui.live_window import qt_display_available
-            gui = qt_display_available()
-        except ImportError as e:  # Qt's libraries missing: the console view still works
-            print(f"The window cannot open ({e}); showing the console view.", file=sys.stderr)
-            gui = False
-    text_out = sys.stderr if args.events == "-" else sys.stdout
-    say = lambda msg: print(msg, file=text_out, flush=True)
-    if not gui and not args.headless:
-        say("No display found: showing the console view.")
-    events = EventLog(args.events)
-    trace = None
-    if args.angles:
-        try:
-            trace = AngleTrace(args.angles)
-        except OSError as e:
-            raise UserError(f"cannot write the angle file {args.angles}: {e.strerror}") from None
-    player = open_audio(args, say)
-    live = LiveBuffer()
-    from host.sinks.recorder import open_recorder
-    recorder = open_recorder(args, cfg, say, live)  # None with --no-record; never stops the session
-    session = Session(make_transport(args), cfg, events=events, live=live,
-                      cue=AudioCueSink(player) if player else None, trace=trace, recorder=recorder)
-    try:
-        if gui:
-            from host.gui.live_window import run_gui
-            thread = None
-
-            def start():
-                nonlocal thread
-                thread = session.start_in_thread()
-
-            def stop():
-                session.stop()
-                if thread is not None:
-                    thread.join(timeout=3)
-
-            recording = recorder is not None and recorder.failed is None
-            run_gui(live, start=start, stop=stop, commands=Commands(session, player, recorder),
-                    title=f"hiplevel — {args.exercise}, {args.stance} leg stance",
-                    patients=recorder.known_patients() if recording else None,
-                    patient=recorder.patient if recording else None)
-            summary = session.summary
-        else:
-            from host.sinks.console import run_with_console
-            summary = asyncio.run(run_with_console(session, live, text_out))
-    finally:
-        close_audio(player)
-        if trace is not None:
-            trace.close()
-        events.close()
-        if recorder is not None:
-            recorder.close()
-    if summary.open_failed:
-        raise UserError(summary.reason)
-    say(summary.text())
-    if recorder is not None:
-        say(recorder.summary_line())
-    return 0 if summary.ok else 1
-
-
-def build_parser_for_demo() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hiplevel run")
-    add_arguments(p)
-    return p
+    return run_live(make_transport(args), cfg, live_options(args))

@@ -11,7 +11,7 @@ import argparse
 import asyncio
 import sys
 
-from host.cli import UserError
+from host.errors import UserError
 
 
 def _seconds(text: str) -> float:

@@ -4,20 +4,19 @@ Data enters only through a `host.sinks.live.LiveBuffer`: the pipeline thread app
 `LiveStatus`; this window reads both on its own QTimer (`MainWindow.refresh`) and never blocks the
 pipeline, which in turn never touches a widget. Data leaves only as calls on the optional `commands`
 object (`recalibrate()`, `set_threshold(side, deg)`, `set_muted(bool)`, `end_set()`, `set_patient(label)`,
+`add_marker(label)`,
 each optional), made from the GUI thread; the object makes them thread-safe. The patient field appears
 only when the window is also given the known patients (`patients=`), i.e. when the session is recorded.
 
-`run_gui` runs the window as an application; `qt_display_available` tells the caller whether a real
-display exists, so it can choose the console view instead.
+`run_gui` runs the window as an application; host.gui.display.qt_display_available tells the caller
+whether a real display exists, so it can choose the console view instead.
 """
 from __future__ import annotations
 
 import html
 import logging
 import math
-import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -27,6 +26,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from host.processing.exercise import THRESHOLD_DEFAULT_DEG, THRESHOLD_MAX_DEG, THRESHOLD_MIN_DEG
+from host.gui.qt_common import COLORS, font, swatch, window_frame
 from host.sinks.live import LiveBuffer, LiveStatus, describe_obliquity
 
 log = logging.getLogger(__name__)
@@ -34,25 +35,8 @@ log = logging.getLogger(__name__)
 PLOT_WINDOW_S = 10.0
 REFRESH_HZ = 60.0        # redraw rate, independent of the sample rate (design notes: fixed axis, 59 fps)
 BASE_RANGE_DEG = 15.0    # y axis spans +-15 deg unless the data or a threshold needs more
-THRESHOLD_MIN_DEG, THRESHOLD_MAX_DEG = 2.0, 15.0
 LOSS_WINDOW_S = 5.0      # packet loss rate is judged over this much recent time
 LOSS_WARN, LOSS_BAD = 0.01, 0.05   # lost fraction: amber from 1 %, red from 5 %
-
-# Blue vs orange stays distinct with the common colour-vision deficiencies; the limits are also told
-# apart by being straight, labelled lines.
-COLORS = {
-    "background": "#ffffff",
-    "axis": "#343a40",
-    "curve": "#1c5aa8",      # obliquity
-    "cue": "#f08c00",        # obliquity while the cue sounds
-    "limit": "#c2255c",      # drop thresholds
-    "level": "#868e96",      # 0 deg
-    "tilt": "#2f9e44",       # forward tilt
-    "text": "#212529",
-    "muted_text": "#868e96",
-    "warn_bg": "#ffd43b",
-    "bad_bg": "#e03131",
-}
 
 LINK_TEXT = {
     "connecting": "Connecting to the sensor…",
@@ -127,81 +111,7 @@ def _rows_html(rows: list[tuple[str, str]]) -> str:
 
 
 # ----------------------------------------------------------------------------------------------------
-# display detection
-
-def _connectable_unix(path: str, abstract: bool = False) -> bool:
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(1.0)
-    try:
-        s.connect(("\0" + path) if abstract else path)
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
-def _x11_connectable(display: str) -> bool:
-    if display.startswith("/"):          # launchd socket path (XQuartz): DISPLAY is the socket itself
-        return _connectable_unix(display)
-    host, sep, rest = display.rpartition(":")
-    if not sep:
-        return False
-    number = rest.split(".", 1)[0]
-    if not number.isdigit():
-        return False
-    if host in ("", "unix"):
-        path = f"/tmp/.X11-unix/X{number}"
-        return _connectable_unix(path) or (sys.platform.startswith("linux")
-                                           and _connectable_unix(path, abstract=True))
-    try:
-        with socket.create_connection((host, 6000 + int(number)), timeout=1.0):
-            return True
-    except OSError:
-        return False
-
-
-def _wayland_connectable(name: str) -> bool:
-    path = name if os.path.isabs(name) else os.path.join(os.environ.get("XDG_RUNTIME_DIR", ""), name)
-    return _connectable_unix(path)
-
-
-def qt_display_available() -> bool:
-    """Whether a real display is usable: DISPLAY or WAYLAND_DISPLAY set and connectable.
-
-    QT_QPA_PLATFORM=offscreen (or minimal) counts as no display; other explicitly chosen platforms
-    (eglfs, linuxfb, ...) draw on a screen of their own and are trusted.
-    """
-    platform = os.environ.get("QT_QPA_PLATFORM", "").split(":", 1)[0].strip().lower()
-    if platform in ("offscreen", "minimal", "minimalegl"):
-        return False
-    if sys.platform in ("darwin", "win32") and platform in ("", "cocoa", "windows"):
-        return True
-    wayland = os.environ.get("WAYLAND_DISPLAY", "")
-    x11 = os.environ.get("DISPLAY", "")
-    if platform.startswith("wayland"):
-        return bool(wayland) and _wayland_connectable(wayland)
-    if platform == "xcb":
-        return bool(x11) and _x11_connectable(x11)
-    if platform:
-        return True
-    return bool((wayland and _wayland_connectable(wayland)) or (x11 and _x11_connectable(x11)))
-
-
-# ----------------------------------------------------------------------------------------------------
 # the window
-
-def _font(point_size: int, bold: bool = False) -> QtGui.QFont:
-    f = QtGui.QFont()
-    f.setPointSize(point_size)
-    f.setBold(bold)
-    return f
-
-
-def _swatch(color: str, text: str, dashed: bool = False) -> str:
-    line = "╌╌" if dashed else "━━"
-    return f'<span style="color:{color}; font-weight:bold">{line}</span>&nbsp;{text}'
-
 
 class MainWindow(QtWidgets.QMainWindow):
     """Live view of one session. `refresh()` runs on a timer; everything else reacts to it."""
@@ -224,17 +134,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self._loss_level = "ok"
         self._muted = False
         self._ended_shown = False
+        self._markers = 0                # therapist's markers set in this window
 
-        self.setWindowTitle("hiplevel")
-        self.resize(1200, 760)
-        central = QtWidgets.QWidget()
-        self.setCentralWidget(central)
-        root = QtWidgets.QVBoxLayout(central)
-        root.setContentsMargins(12, 8, 12, 8)
-        root.setSpacing(6)
+        root = window_frame(self, "hiplevel", 1200, 760)
 
         self.ended_banner = QtWidgets.QLabel()
-        self.ended_banner.setFont(_font(18, bold=True))
+        self.ended_banner.setFont(font(18, bold=True))
         self.ended_banner.setStyleSheet("background:#343a40; color:white; padding:8px; border-radius:6px")
         self.ended_banner.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         self.ended_banner.hide()
@@ -247,7 +152,7 @@ class MainWindow(QtWidgets.QMainWindow):
         plot_column = QtWidgets.QVBoxLayout()
         plot_column.addWidget(self._build_plot(), stretch=1)
         self.legend_label = QtWidgets.QLabel()
-        self.legend_label.setFont(_font(11))
+        self.legend_label.setFont(font(11))
         self.legend_label.setTextFormat(QtCore.Qt.TextFormat.RichText)
         plot_column.addWidget(self.legend_label)
         body.addLayout(plot_column, stretch=1)
@@ -256,10 +161,10 @@ class MainWindow(QtWidgets.QMainWindow):
 
         status_row = QtWidgets.QHBoxLayout()
         self.status_label = QtWidgets.QLabel()
-        self.status_label.setFont(_font(13))
+        self.status_label.setFont(font(13))
         self.status_label.setWordWrap(True)
         self.loss_label = QtWidgets.QLabel()
-        self.loss_label.setFont(_font(13, bold=True))
+        self.loss_label.setFont(font(13, bold=True))
         self.loss_label.hide()
         status_row.addWidget(self.status_label, stretch=1)
         status_row.addWidget(self.loss_label)
@@ -279,18 +184,18 @@ class MainWindow(QtWidgets.QMainWindow):
         left = QtWidgets.QVBoxLayout()
         left.setSpacing(0)
         self.angle_label = QtWidgets.QLabel("–")
-        self.angle_label.setFont(_font(44, bold=True))
+        self.angle_label.setFont(font(44, bold=True))
         self.angle_label.setMinimumWidth(520)
         self.angle_label.setWordWrap(True)  # calibration prompts are longer than an angle
         self.exercise_label = QtWidgets.QLabel()
-        self.exercise_label.setFont(_font(13))
+        self.exercise_label.setFont(font(13))
         self.exercise_label.setStyleSheet(f"color:{COLORS['muted_text']}")
         left.addWidget(self.angle_label)
         left.addWidget(self.exercise_label)
         header.addLayout(left, stretch=1)
 
         self.cue_label = QtWidgets.QLabel()
-        self.cue_label.setFont(_font(20, bold=True))
+        self.cue_label.setFont(font(20, bold=True))
         self.cue_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
         self.cue_label.setMinimumWidth(200)
         header.addWidget(self.cue_label, alignment=QtCore.Qt.AlignmentFlag.AlignVCenter)
@@ -299,16 +204,16 @@ class MainWindow(QtWidgets.QMainWindow):
         reps = QtWidgets.QVBoxLayout()
         reps.setSpacing(0)
         caption = QtWidgets.QLabel("Reps")
-        caption.setFont(_font(13))
+        caption.setFont(font(13))
         caption.setStyleSheet(f"color:{COLORS['muted_text']}")
         caption.setAlignment(QtCore.Qt.AlignmentFlag.AlignHCenter)
         self.reps_label = QtWidgets.QLabel("0")
-        self.reps_label.setFont(_font(48, bold=True))
+        self.reps_label.setFont(font(48, bold=True))
         self.reps_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignHCenter)
         self.reps_label.setMinimumWidth(140)
         # the last rep's headline number, large enough to read from the exercise spot
         self.last_rep_big = QtWidgets.QLabel("")
-        self.last_rep_big.setFont(_font(20, bold=True))
+        self.last_rep_big.setFont(font(20, bold=True))
         self.last_rep_big.setAlignment(QtCore.Qt.AlignmentFlag.AlignHCenter)
         reps.addWidget(caption)
         reps.addWidget(self.reps_label)
@@ -331,15 +236,15 @@ class MainWindow(QtWidgets.QMainWindow):
             axis.setPen(pg.mkPen(COLORS["axis"]))
             axis.setTextPen(pg.mkPen(COLORS["axis"]))
             # Let the end labels (-10, 0, +-15) overhang the axis instead of being dropped.
-            axis.setStyle(tickFont=_font(11), hideOverlappingLabels=False)
+            axis.setStyle(tickFont=font(11), hideOverlappingLabels=False)
         item.getAxis("bottom").setTickSpacing(2.0, 1.0)
         label_style = {"color": COLORS["axis"], "font-size": "12pt"}
         item.setLabel("left", "left hip low  ←  degrees  →  right hip low", **label_style)
         item.setLabel("bottom", "seconds (0 = now)", **label_style)
 
         self.level_line = pg.InfiniteLine(pos=0.0, angle=0, pen=pg.mkPen(COLORS["level"], width=1))
-        self.right_line = pg.InfiniteLine(pos=5.0, angle=0)
-        self.left_line = pg.InfiniteLine(pos=-5.0, angle=0)
+        self.right_line = pg.InfiniteLine(pos=THRESHOLD_DEFAULT_DEG, angle=0)
+        self.left_line = pg.InfiniteLine(pos=-THRESHOLD_DEFAULT_DEG, angle=0)
         for line in (self.level_line, self.right_line, self.left_line):
             item.addItem(line, ignoreBounds=True)
         label_kw = dict(position=0.02, color=COLORS["limit"], fill=pg.mkBrush(255, 255, 255, 150))
@@ -348,7 +253,7 @@ class MainWindow(QtWidgets.QMainWindow):
             "left": pg.InfLineLabel(self.left_line, "", anchors=[(0, 0), (0, 0)], **label_kw),
         }
         for lab in self._line_labels.values():
-            lab.setFont(_font(10))
+            lab.setFont(font(10))
 
         curve_kw = dict(connect="finite", clipToView=True, autoDownsample=True, downsampleMethod="peak")
         self.tilt_curve = item.plot([], [], pen=pg.mkPen(COLORS["tilt"], width=1.5), **curve_kw)
@@ -361,7 +266,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._corner_labels = []
         for text, anchor in (("▲ right hip low", (0, 0)), ("▼ left hip low", (0, 1))):
             t = pg.TextItem(text, color=COLORS["muted_text"], anchor=anchor)
-            t.setFont(_font(10))
+            t.setFont(font(10))
             t.setParentItem(vb)       # in view-box pixels, so it stays in the corner whatever the range
             self._corner_labels.append(t)
         vb.sigResized.connect(self._place_corner_labels)
@@ -386,36 +291,40 @@ class MainWindow(QtWidgets.QMainWindow):
         scroll.setFixedWidth(285)
 
         self.rep_box = rep_box = QtWidgets.QGroupBox("Last rep")
-        rep_box.setFont(_font(12, bold=True))
+        rep_box.setFont(font(12, bold=True))
         rep_layout = QtWidgets.QVBoxLayout(rep_box)
         self.last_rep_label = QtWidgets.QLabel("No reps yet")
-        self.last_rep_label.setFont(_font(13))
+        self.last_rep_label.setFont(font(13))
         self.last_rep_label.setTextFormat(QtCore.Qt.TextFormat.RichText)
         self.last_rep_label.setWordWrap(True)
         rep_layout.addWidget(self.last_rep_label)
         col.addWidget(rep_box)
 
         self.set_box = QtWidgets.QGroupBox("Last set")
-        self.set_box.setFont(_font(12, bold=True))
+        self.set_box.setFont(font(12, bold=True))
         set_layout = QtWidgets.QVBoxLayout(self.set_box)
         self.last_set_label = QtWidgets.QLabel()
-        self.last_set_label.setFont(_font(12))
+        self.last_set_label.setFont(font(12))
         self.last_set_label.setTextFormat(QtCore.Qt.TextFormat.RichText)
         set_layout.addWidget(self.last_set_label)
         self.set_box.hide()
         col.addWidget(self.set_box)
 
+        col.addWidget(self._build_settings())
+        col.addStretch(1)
+        return scroll
+
+    def _build_settings(self) -> QtWidgets.QGroupBox:
+        """The therapist's controls: only those the `commands` object offers are shown."""
         settings = QtWidgets.QGroupBox("Settings")
-        settings.setFont(_font(12, bold=True))
+        settings.setFont(font(12, bold=True))
         form = QtWidgets.QFormLayout(settings)
         self.threshold_spins: dict[str, QtWidgets.QDoubleSpinBox] = {}
-        self.recalibrate_button = None
         self.mute_check = None
         self.patient_combo = None
-        cmd = self.commands
-        if self._patients is not None and cmd is not None and callable(getattr(cmd, "set_patient", None)):
+        if self._patients is not None and self._offers("set_patient"):
             self._build_patient_field(form)
-        if cmd is not None and callable(getattr(cmd, "set_threshold", None)):
+        if self._offers("set_threshold"):
             for side in ("right", "left"):
                 spin = QtWidgets.QDoubleSpinBox()
                 spin.setRange(THRESHOLD_MIN_DEG, THRESHOLD_MAX_DEG)
@@ -423,41 +332,48 @@ class MainWindow(QtWidgets.QMainWindow):
                 spin.setDecimals(1)
                 spin.setSuffix(" °")
                 spin.setKeyboardTracking(False)   # one command per finished edit, not per keystroke
-                spin.setFont(_font(13))
+                spin.setFont(font(13))
                 spin.setToolTip(f"Cue when the {side} hip drops this far below level")
                 spin.valueChanged.connect(lambda deg, side=side: self._command("set_threshold", side, deg))
                 form.addRow(self._form_label(f"{side.capitalize()} hip limit"), spin)
                 self.threshold_spins[side] = spin
-        if cmd is not None and callable(getattr(cmd, "set_muted", None)):
+        if self._offers("set_muted"):
             self.mute_check = QtWidgets.QCheckBox("Mute the cue tone")
-            self.mute_check.setFont(_font(12))
+            self.mute_check.setFont(font(12))
             self.mute_check.toggled.connect(self._on_mute)
             form.addRow(self.mute_check)
-        if cmd is not None and callable(getattr(cmd, "recalibrate", None)):
-            self.recalibrate_button = QtWidgets.QPushButton("Recalibrate")
-            self.recalibrate_button.setFont(_font(12))
-            self.recalibrate_button.clicked.connect(lambda: self._command("recalibrate"))
-            form.addRow(self.recalibrate_button)
-        self.end_set_button = None
-        if cmd is not None and callable(getattr(cmd, "end_set", None)):
-            self.end_set_button = QtWidgets.QPushButton("End this set")
-            self.end_set_button.setFont(_font(12))
-            self.end_set_button.clicked.connect(lambda: self._command("end_set"))
-            form.addRow(self.end_set_button)
+        self.recalibrate_button = self._command_button(form, "recalibrate", "Recalibrate")
+        self.end_set_button = self._command_button(form, "end_set", "End this set")
+        # A therapist's marker ("she felt pain here"): stored with the recording, shown in the
+        # review and the report. M in the window does the same.
+        self.marker_button = self._command_button(form, "add_marker", "Mark this moment (M)", self._on_marker)
+        if self.marker_button is not None:
+            QtGui.QShortcut(QtGui.QKeySequence("M"), self, activated=self._on_marker)
         self.tilt_check = QtWidgets.QCheckBox("Show forward tilt")
-        self.tilt_check.setFont(_font(12))
+        self.tilt_check.setFont(font(12))
         self.tilt_check.toggled.connect(self._on_tilt)
         form.addRow(self.tilt_check)
-        col.addWidget(settings)
-        col.addStretch(1)
-        return scroll
+        return settings
+
+    def _offers(self, name: str) -> bool:
+        return self.commands is not None and callable(getattr(self.commands, name, None))
+
+    def _command_button(self, form: QtWidgets.QFormLayout, name: str, text: str, slot=None):
+        """A push button for command `name` when the commands object offers it, else None."""
+        if not self._offers(name):
+            return None
+        button = QtWidgets.QPushButton(text)
+        button.setFont(font(12))
+        button.clicked.connect(slot or (lambda: self._command(name)))
+        form.addRow(button)
+        return button
 
     def _build_patient_field(self, form: QtWidgets.QFormLayout) -> None:
         # Editable: pick a known pseudonymous label or type a new one; the recording follows it.
         combo = self.patient_combo = QtWidgets.QComboBox()
         combo.setEditable(True)
         combo.setInsertPolicy(QtWidgets.QComboBox.InsertPolicy.NoInsert)  # added only once accepted
-        combo.setFont(_font(13))
+        combo.setFont(font(13))
         combo.addItems(sorted(set(self._patients) | ({self.patient} if self.patient else set())))
         self._show_patient_label(self.patient or "")
         combo.setToolTip("Pseudonymous patient label (e.g. P-017) this session is recorded under")
@@ -465,7 +381,7 @@ class MainWindow(QtWidgets.QMainWindow):
         combo.lineEdit().editingFinished.connect(lambda: self._on_patient(combo.currentText()))
         form.addRow(self._form_label("Patient"), combo)
         self.patient_note = QtWidgets.QLabel()
-        self.patient_note.setFont(_font(10))
+        self.patient_note.setFont(font(10))
         self.patient_note.setWordWrap(True)
         self._show_patient_note(f"Recording as {self.patient}" if self.patient else "")
         form.addRow(self.patient_note)
@@ -503,7 +419,7 @@ class MainWindow(QtWidgets.QMainWindow):
     @staticmethod
     def _form_label(text: str) -> QtWidgets.QLabel:
         label = QtWidgets.QLabel(text)
-        label.setFont(_font(12))
+        label.setFont(font(12))
         return label
 
     # -- user actions ------------------------------------------------------------------------------
@@ -514,6 +430,14 @@ class MainWindow(QtWidgets.QMainWindow):
         except Exception as e:  # noqa: BLE001 - a failed command must not take the live view down
             log.exception("command %s%r failed", name, args)
             self._set_text(self.status_label, f"Could not {name.replace('_', ' ')}: {e}")
+
+    def _on_marker(self) -> None:
+        if self._ended_shown:
+            return
+        self._markers += 1
+        label = f"Marker {self._markers}"
+        self._command("add_marker", label)
+        self._set_text(self.status_label, f"{label} set: it is stored with the recording.")
 
     def _on_mute(self, muted: bool) -> None:
         self._muted = muted
@@ -584,11 +508,11 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         free = self._thresholds[2]
         other = "left" if free == "right" else "right"
-        parts = [_swatch(COLORS["curve"], "pelvic level"), _swatch(COLORS["cue"], "cue sounding"),
-                 _swatch(COLORS["limit"], f"{free} hip limit (free side)"),
-                 _swatch(COLORS["limit"], f"{other} hip limit", dashed=True)]
+        parts = [swatch(COLORS["curve"], "pelvic level"), swatch(COLORS["cue"], "cue sounding"),
+                 swatch(COLORS["limit"], f"{free} hip limit (free side)"),
+                 swatch(COLORS["limit"], f"{other} hip limit", dashed=True)]
         if self.tilt_check.isChecked():
-            parts.append(_swatch(COLORS["tilt"], "forward tilt"))
+            parts.append(swatch(COLORS["tilt"], "forward tilt"))
         self._set_text(self.legend_label, "&nbsp;&nbsp;&nbsp;".join(parts))
 
     def _update_y_range(self, obl, fwd, st: LiveStatus) -> None:
@@ -724,7 +648,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._set_text(self.ended_banner, " · ".join(parts))
         self.ended_banner.show()
         for w in (*self.threshold_spins.values(), self.recalibrate_button, self.mute_check,
-                  self.end_set_button):
+                  self.end_set_button, self.marker_button):
             if w is not None:
                 w.setEnabled(False)
         # The last plot stays as drawn; nothing new will arrive, so stop spending CPU on redraws.

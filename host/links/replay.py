@@ -1,5 +1,5 @@
 """A recorded block played back as a sensor link, so it goes through the same decoder, estimator and
-exercise logic as live data (runner.Session, unchanged).
+exercise logic as live data (runner.StreamRunner, unchanged).
 
 In: the frames of one block from the session store (host.store), with their original host receive
 times and `late` flags (re-sent after a dropout), and the recorded link events (disconnected /

@@ -30,13 +30,28 @@ from dataclasses import dataclass
 EXERCISES = ("hip-dip", "single-leg-squat", "keep-level")
 FEEDBACK = ("threshold", "bandwidth")
 
+# The one source of the cue threshold's default and range (../shared/docs/domain.md, "Default cue
+# threshold (design)": 5 deg of drop below the calibrated level, adjustable 2-15 deg per side). The
+# command line, the window's spin boxes, ExerciseConfig and Pipeline.set_threshold all use these.
+THRESHOLD_DEFAULT_DEG = 5.0
+THRESHOLD_MIN_DEG, THRESHOLD_MAX_DEG = 2.0, 15.0
+
+
+def threshold_in_range(deg: float) -> bool:
+    return THRESHOLD_MIN_DEG <= deg <= THRESHOLD_MAX_DEG  # False for NaN too
+
+
+def free_side_of(stance: str) -> str:
+    """The side opposite the stance leg: the one whose drop the cue watches."""
+    return "right" if stance == "left" else "left"
+
 
 @dataclass
 class ExerciseConfig:
     exercise: str = "hip-dip"
     stance: str = "left"
-    threshold_left_deg: float = 5.0
-    threshold_right_deg: float = 5.0
+    threshold_left_deg: float = THRESHOLD_DEFAULT_DEG
+    threshold_right_deg: float = THRESHOLD_DEFAULT_DEG
     hysteresis_deg: float = 1.0
     min_on_s: float = 0.25           # a cue, once on, stays on at least this long
     feedback: str = "threshold"      # threshold | bandwidth
@@ -55,8 +70,9 @@ class ExerciseConfig:
             raise ValueError("stance must be left or right")
         for side in ("left", "right"):
             v = getattr(self, f"threshold_{side}_deg")
-            if not 0.5 <= v <= 30:
-                raise ValueError(f"the {side} threshold must be within 0.5..30 degrees, not {v}")
+            if not threshold_in_range(v):
+                raise ValueError(f"the {side} threshold must be within {THRESHOLD_MIN_DEG:g}..{THRESHOLD_MAX_DEG:g} "
+                                 f"degrees, not {v}")
         if self.feedback not in FEEDBACK:
             raise ValueError(f"feedback must be one of {', '.join(FEEDBACK)}")
         if self.feedback == "bandwidth" and self.exercise == "hip-dip":
@@ -69,7 +85,7 @@ class ExerciseConfig:
 
     @property
     def free_side(self) -> str:
-        return "right" if self.stance == "left" else "left"
+        return free_side_of(self.stance)
 
     @property
     def threshold_deg(self) -> float:

@@ -17,11 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
-import numpy as np
 
 from host.processing.calibration import CALIBRATED, DEFAULT_METHOD, FAILED, make_calibration, pelvis_angles_deg
 from host.processing.estimators import DEFAULT_ESTIMATOR, make_estimator
-from host.processing.exercise import Exercise, ExerciseConfig
+from host.processing.exercise import Exercise, ExerciseConfig, threshold_in_range
 from host.sinks.live import LiveBuffer
 from host.protocol.frames import InfoFrame, SampleBatch, SampleDecoder
 
@@ -94,7 +93,7 @@ class Pipeline:
                                     message="Stand still and level to calibrate…")
 
     def set_threshold(self, side: str, deg: float) -> None:
-        if side not in ("left", "right") or not 0.5 <= deg <= 30:
+        if side not in ("left", "right") or not threshold_in_range(deg):
             raise ValueError(f"threshold {deg} for side {side!r} is out of range")
         setattr(self.exercise.cfg, f"threshold_{side}_deg", float(deg))
         # recorded, so a replay or report can tell the session was steered live
@@ -117,7 +116,7 @@ class Pipeline:
         self._rebase = True
 
     def feed_frame(self, decoder: SampleDecoder, frame_bytes: bytes, t_host_s: float = 0.0,
-                   live: bool = True) -> SampleBatch | None:
+                   on_time: bool = True) -> SampleBatch | None:
         """Decode one frame with `decoder` and run its samples through (an info frame sets the
         rate). Returns the batch, if the frame carried samples."""
         info = decoder.info
@@ -125,11 +124,11 @@ class Pipeline:
         if decoder.info is not info:
             self.on_info(decoder.info)
         if batch is not None:
-            self.process(batch, live=live)
+            self.process(batch, on_time=on_time)
         return batch
 
-    def process(self, batch: SampleBatch, live: bool = True) -> None:
-        """Run the batch through the chain. `live=False` for samples that arrived late (re-sent
+    def process(self, batch: SampleBatch, on_time: bool = True) -> None:
+        """Run the batch through the chain. `on_time=False` for samples that arrived late (re-sent
         after a dropout): they go into the estimator, the history, the trace and the rep count,
         but never to the cue sink — a tone for a movement seconds ago would mislead. Events they
         cause carry `late: true`."""
@@ -171,12 +170,12 @@ class Pipeline:
                     continue
             obl, fwd = pelvis_angles_deg(cal.result, est.quat_wxyz)
             for event in ex.update(t_s, obl, fwd):
-                if not live:  # reps still count; a cue for the past is recorded but never sounded
+                if not on_time:  # reps still count; a cue for the past is recorded but never sounded
                     event["late"] = True
                     if event["event"] == "cue_on":
                         event["audible"] = False
                 self.emit(event)
-            if live and self.cue is not None:
+            if on_time and self.cue is not None:
                 self.cue.update(ex.cue_kind, ex.cue_on, ex.cue_audible, ex.cue_excess_deg, ex.cue_side)
             if self.live is not None:
                 self.live.append(t_s, obl, fwd, ex.cue_on)

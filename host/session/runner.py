@@ -2,10 +2,10 @@
 
 In: an opened-on-demand `Transport` and the session's settings. Out: events (JSON log, live
 status, recorder), the raw frames to the recorder, the audio cue, an optional per-sample angle CSV,
-and a `SessionSummary` when the stream ends. Frames that arrived late (re-sent after a BLE dropout)
+and a `RunSummary` when the stream ends. Frames that arrived late (re-sent after a BLE dropout)
 are recorded and counted but never sound the cue. The loop runs on the main thread headless, or on a
-worker thread under the GUI (`start_in_thread`); GUI commands cross over with `Session.call`
-(`loop.call_soon_threadsafe`; see `Commands` in host/cmd_run.py).
+worker thread under the GUI (`start_in_thread`); GUI commands cross over with `StreamRunner.call`
+(`loop.call_soon_threadsafe`; see `SessionControls` in host/session/live_app.py).
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ NO_DATA_WARN_S = 3.0
 
 
 @dataclass
-class SessionSummary:
+class RunSummary:
     reason: str = ""
     ok: bool = True
     open_failed: bool = False  # never connected: the reason is all there is to say
@@ -58,45 +58,7 @@ class SessionSummary:
         return "\n".join(lines)
 
 
-class AudioCueSink:
-    """Pipeline cue state -> CuePlayer calls, only when something audible changes: the target
-    chime once per crossing, the fault tone on/off with its pitch following the excess."""
-
-    def __init__(self, player):
-        self.player = player
-        self._on = False
-        self._last_update = 0.0
-
-    def update(self, kind: str, on: bool, audible: bool, excess_deg: float, low_side: str) -> None:
-        from host.sinks.audio import fault_pitch_hz
-        pan = 0.6 if low_side == "right" else -0.6  # toward the low side
-        if kind == "target":
-            if on and not self._on and audible:
-                self.player.play_target(pan)
-            self._on = on
-            return
-        on = on and audible
-        if on != self._on or (on and time.monotonic() - self._last_update > 0.02):
-            self.player.set_fault(on, fault_pitch_hz(excess_deg), pan)
-            self._on = on
-            self._last_update = time.monotonic()
-
-
-class AngleTrace:
-    """Per-sample angles as CSV: seq, t_device_us, obliquity_deg, forward_tilt_deg."""
-
-    def __init__(self, path: str):
-        self.file = open(path, "w", buffering=1 << 16)
-        self.file.write("seq,t_device_us,obliquity_deg,forward_tilt_deg\n")
-
-    def __call__(self, seq, t_device_us, obl, fwd):
-        self.file.write(f"{seq},{t_device_us},{obl:.5f},{fwd:.5f}\n")
-
-    def close(self):
-        self.file.close()
-
-
-class Session:
+class StreamRunner:
     def __init__(self, transport: Transport, cfg: PipelineConfig, events: EventLog | None = None,
                  live: LiveBuffer | None = None, cue=None, trace=None, no_data_timeout_s: float = 15.0,
                  recorder=None):
@@ -106,7 +68,7 @@ class Session:
         self.recorder = recorder
         self.events = events
         self.live = live or LiveBuffer()
-        self.summary = SessionSummary()
+        self.summary = RunSummary()
         self.pipeline = Pipeline(cfg, emit=self._emit, live=self.live, cue=cue, trace=trace)
         self.decoder = SampleDecoder()
         self.clock = ClockMap()
@@ -162,7 +124,7 @@ class Session:
         if self._stop is not None:
             self.call(self._stop.set)
 
-    async def run(self) -> SessionSummary:
+    async def run(self) -> RunSummary:
         self.loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         s = self.summary
@@ -247,7 +209,7 @@ class Session:
         late = self.transport.late
         if self.recorder is not None:
             self.recorder.frame(t_host, frame, late)
-        batch = self.pipeline.feed_frame(self.decoder, frame, t_host, live=not late)
+        batch = self.pipeline.feed_frame(self.decoder, frame, t_host, on_time=not late)
         if batch is not None and not late:  # a re-sent frame says nothing about the clocks
             self.clock.add(batch.t_device_us[-1] * 1e-6, t_host)
 

@@ -306,63 +306,84 @@ class CuePlayer:
 
     # -- audio thread ----------------------------------------------------------------------------
     def _callback(self, outdata, frames, time_info, status) -> None:
+        """PortAudio's callback: mix the fault tone and the chimes into one block, apply the master
+        gain, and note when an audible cue began. Runs on the audio thread; reads the command tuples
+        the app thread replaced whole (no lock)."""
         t_cb = time.monotonic()
         if status.output_underflow:
             self._underflows += 1
-        fs = self.samplerate
         if len(self._ramp) < frames:
             self._ramp = np.arange(1, frames + 1, dtype=np.float64)
         ramp = self._ramp[:frames]
         out = np.zeros((frames, 2))
+        master, audible = self._master_gain(frames, ramp)
+        fault_onset = self._mix_fault(out, frames, ramp)
+        chime_onset = self._mix_chimes(out, frames)
+        out *= master[:, None]
+        np.clip(out, -1.0, 1.0, out=out)
+        outdata[:] = out
+        onset = chime_onset or fault_onset     # both in one block: the chime was asked for last
+        if onset is not None and audible:
+            dac = None
+            t_dac, t_now = time_info.outputBufferDacTime, time_info.currentTime
+            if t_dac and t_now:
+                dac = t_cb + (t_dac - t_now)
+            self._onset = CueOnset(onset[0], onset[1], t_cb, dac)
 
+    def _master_gain(self, frames: int, ramp: np.ndarray) -> tuple[np.ndarray, bool]:
+        """Per-frame master gain gliding toward volume (0 when muted); and whether it is audible."""
         volume, muted = self._gain_cmd
         target = 0.0 if muted else volume
         m0 = self._master
-        m1 = target + (m0 - target) * math.exp(-frames / (_GAIN_TAU_S * fs))
+        m1 = target + (m0 - target) * math.exp(-frames / (_GAIN_TAU_S * self.samplerate))
         if abs(m1 - target) < 1e-4:
             m1 = target
-        master = m0 + (m1 - m0) * ramp / frames
         self._master = m1
-        audible = target > 0.0
+        return m0 + (m1 - m0) * ramp / frames, target > 0.0
 
-        onset_kind = None
-        onset_req = 0.0
-
-        # Fault tone.
+    def _mix_fault(self, out: np.ndarray, frames: int, ramp: np.ndarray) -> tuple[str, float] | None:
+        """Add the fault tone (fading in/out, pitch and pan gliding); ("fault", requested_s) when it
+        switches on in this block."""
+        fs = self.samplerate
+        onset = None
         on, f_target, pan, requested = self._fault_cmd
         if on and not self._fault_was_on:
             if self._fault_gain == 0.0:
                 self._freq = f_target            # a fresh tone starts at its pitch, no glide
-            onset_kind, onset_req = "fault", requested
+            onset = ("fault", requested)
         self._fault_was_on = on
         g0 = self._fault_gain
         g_target = 1.0 if on else 0.0
-        if g0 != g_target or on:
-            step = 1.0 / (_FADE_S * fs)
-            if g_target > g0:
-                gain = np.minimum(g0 + step * ramp, g_target)
-            else:
-                gain = np.maximum(g0 - step * ramp, g_target)
-            self._fault_gain = float(gain[-1])
-            f0 = self._freq
-            f1 = f_target + (f0 - f_target) * math.exp(-frames / (_GLIDE_TAU_S * fs))
-            self._freq = f1
-            freq = f0 + (f1 - f0) * ramp / frames
-            phase = self._phase + np.cumsum(freq) * (2 * math.pi / fs)
-            self._phase = float(phase[-1] % (2 * math.pi))
-            wave = np.zeros(frames)
-            for k, a in _FAULT_HARMONICS:
-                wave += a * np.sin(k * phase)
-            wave *= gain * _FAULT_AMP
-            l0, r0 = self._fault_pan
-            l1, r1 = pan_gains(pan)
-            if g0 == 0.0:
-                l0, r0 = l1, r1                  # a fresh tone starts at its pan
-            self._fault_pan = (l1, r1)
-            out[:, 0] += wave * (l0 + (l1 - l0) * ramp / frames)
-            out[:, 1] += wave * (r0 + (r1 - r0) * ramp / frames)
+        if g0 == g_target and not on:
+            return onset
+        step = 1.0 / (_FADE_S * fs)
+        if g_target > g0:
+            gain = np.minimum(g0 + step * ramp, g_target)
+        else:
+            gain = np.maximum(g0 - step * ramp, g_target)
+        self._fault_gain = float(gain[-1])
+        f0 = self._freq
+        f1 = f_target + (f0 - f_target) * math.exp(-frames / (_GLIDE_TAU_S * fs))
+        self._freq = f1
+        freq = f0 + (f1 - f0) * ramp / frames
+        phase = self._phase + np.cumsum(freq) * (2 * math.pi / fs)
+        self._phase = float(phase[-1] % (2 * math.pi))
+        wave = np.zeros(frames)
+        for k, a in _FAULT_HARMONICS:
+            wave += a * np.sin(k * phase)
+        wave *= gain * _FAULT_AMP
+        l0, r0 = self._fault_pan
+        l1, r1 = pan_gains(pan)
+        if g0 == 0.0:
+            l0, r0 = l1, r1                      # a fresh tone starts at its pan
+        self._fault_pan = (l1, r1)
+        out[:, 0] += wave * (l0 + (l1 - l0) * ramp / frames)
+        out[:, 1] += wave * (r0 + (r1 - r0) * ramp / frames)
+        return onset
 
-        # Target chimes.
+    def _mix_chimes(self, out: np.ndarray, frames: int) -> tuple[str, float] | None:
+        """Add every chime voice still sounding; ("target", requested_s) when a new one starts."""
+        onset = None
         serial, cpan, crequested = self._chime_cmd
         if serial != self._chime_seen:
             self._chime_seen = serial
@@ -370,7 +391,7 @@ class CuePlayer:
                 self._voices.pop(0)
             gl, gr = pan_gains(cpan)
             self._voices.append([0, gl * _CHIME_AMP, gr * _CHIME_AMP])
-            onset_kind, onset_req = "target", crequested
+            onset = ("target", crequested)
         if self._voices:
             chime = self._chime
             alive = []
@@ -384,14 +405,57 @@ class CuePlayer:
                 if v[0] < len(chime):
                     alive.append(v)
             self._voices = alive
+        return onset
 
-        out *= master[:, None]
-        np.clip(out, -1.0, 1.0, out=out)
-        outdata[:] = out
 
-        if onset_kind is not None and audible:
-            dac = None
-            t_dac, t_now = time_info.outputBufferDacTime, time_info.currentTime
-            if t_dac and t_now:
-                dac = t_cb + (t_dac - t_now)
-            self._onset = CueOnset(onset_kind, onset_req, t_cb, dac)
+class AudioCueSink:
+    """Pipeline cue state -> CuePlayer calls, only when something audible changes: the target
+    chime once per crossing, the fault tone on/off with its pitch following the excess."""
+
+    def __init__(self, player):
+        self.player = player
+        self._on = False
+        self._last_update = 0.0
+
+    def update(self, kind: str, on: bool, audible: bool, excess_deg: float, low_side: str) -> None:
+        pan = 0.6 if low_side == "right" else -0.6  # toward the low side
+        if kind == "target":
+            if on and not self._on and audible:
+                self.player.play_target(pan)
+            self._on = on
+            return
+        on = on and audible
+        if on != self._on or (on and time.monotonic() - self._last_update > 0.02):
+            self.player.set_fault(on, fault_pitch_hz(excess_deg), pan)
+            self._on = on
+            self._last_update = time.monotonic()
+
+
+def open_cue_player(mute: bool, volume: float, private_audio: bool, say) -> CuePlayer | None:
+    """The cue player, or None with a plain message when there is no sound output (or --mute).
+
+    The user's sound server (or, under sudo, the desktop user's) is used; with `private_audio` (the
+    demo) a private one with a silent virtual output is started when none answers, so the whole cue
+    path still runs on a box without sound. Close with `close_cue_player`."""
+    if mute:
+        return None
+    from host.sinks.sound_server import ensure_server
+    private = ensure_server(start_private=private_audio)
+    if private is not None:
+        say("No sound server found: started a private one; cue tones play into a silent virtual "
+            "output (on a desktop you would hear them).")
+    player = CuePlayer(volume=max(0.0, min(1.0, volume)))
+    try:
+        player.start()
+    except AudioUnavailable as e:
+        say(str(e))
+        return None
+    player.private_server = private  # stopped with the player, see close_cue_player
+    return player
+
+
+def close_cue_player(player: CuePlayer | None) -> None:
+    if player is not None:
+        player.close()
+        if getattr(player, "private_server", None) is not None:
+            player.private_server.stop()

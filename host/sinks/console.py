@@ -45,7 +45,7 @@ async def console_view(live, pipeline, out, interactive: bool) -> None:
 
 
 async def run_with_console(session, live, out):
-    """Run a runner.Session with the console view beside it; returns the session's summary."""
+    """Run a runner.StreamRunner with the console view beside it; returns the session's summary."""
     view = asyncio.create_task(console_view(live, session.pipeline, out, out.isatty()))
     try:
         return await session.run()

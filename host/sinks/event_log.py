@@ -20,7 +20,7 @@ class EventLog:
             try:
                 self.file = open(path, "w", buffering=1)
             except OSError as e:
-                from host.cli import UserError
+                from host.errors import UserError
                 raise UserError(f"cannot write the event log {path}: {e.strerror}") from None
             self._own = True
         self.failed = None

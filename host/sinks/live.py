@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from host.processing.exercise import THRESHOLD_DEFAULT_DEG, free_side_of
+
 
 LEVEL_BAND_DEG = 1.0  # below this the patient's text says "Level" rather than "Right hip 0° low"
 
@@ -33,8 +35,8 @@ class LiveStatus:
     calibrating: bool = False
     stance: str = "left"             # stance leg; the free side is the other one
     exercise: str = "hip-dip"
-    threshold_left_deg: float = 5.0   # drop of the left side that triggers the cue
-    threshold_right_deg: float = 5.0
+    threshold_left_deg: float = THRESHOLD_DEFAULT_DEG   # drop of the left side that triggers the cue
+    threshold_right_deg: float = THRESHOLD_DEFAULT_DEG
     obliquity_deg: float = float("nan")   # latest, positive = left side high
     forward_tilt_deg: float = float("nan")
     cue_on: bool = False
@@ -49,7 +51,7 @@ class LiveStatus:
 
     @property
     def free_side(self) -> str:
-        return "right" if self.stance == "left" else "left"
+        return free_side_of(self.stance)
 
     @property
     def free_threshold_deg(self) -> float:

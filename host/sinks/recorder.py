@@ -1,6 +1,6 @@
 """Records a live session into the session store (host.store) without slowing or breaking the live path.
 
-In: `frame(t_host_s, frame_bytes)` and `event(dict)` from runner.Session on the pipeline's thread, plus
+In: `frame(t_host_s, frame_bytes)` and `event(dict)` from runner.StreamRunner on the pipeline's thread, plus
 `start_block(settings)`, `marker(label, t_s)` and `close()` from the command or the GUI. These calls
 only append to an in-memory queue (a deque append: thread-safe, no lock, no I/O). Out: a writer
 thread drains the queue into SQLite every COMMIT_INTERVAL_S, one transaction per drain, so a killed
@@ -21,12 +21,39 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from host import __version__
 from host import store
 
 COMMIT_INTERVAL_S = 0.5
-_FRAME, _EVENT, _BLOCK, _MARKER, _PATIENT = range(5)
+
+
+# What the live path and the window queue for the writer thread, one kind per tuple type.
+class _Frame(NamedTuple):
+    t_host_s: float
+    data: bytes
+    late: bool
+
+
+class _Event(NamedTuple):
+    t_host_s: float
+    event: dict
+
+
+class _Block(NamedTuple):
+    started_utc: str
+    settings: dict
+
+
+class _Marker(NamedTuple):
+    t_host_s: float
+    t_s: float | None
+    label: str
+
+
+class _Patient(NamedTuple):
+    label: str
 
 
 @dataclasses.dataclass
@@ -76,24 +103,24 @@ class Recorder:
     def frame(self, t_host_s: float, frame_bytes: bytes, late: bool = False) -> None:
         """late: the transport says the frame was re-sent after a dropout (replayed the same way)."""
         if self.failed is None:
-            self._queue.append((_FRAME, t_host_s, frame_bytes, late))
+            self._queue.append(_Frame(t_host_s, frame_bytes, late))
 
     def event(self, event: dict) -> None:
         if self.failed is None:
             # deep copy: the pipeline may keep and change its dicts after handing them over
-            self._queue.append((_EVENT, time.monotonic(), copy.deepcopy(event)))
+            self._queue.append(_Event(time.monotonic(), copy.deepcopy(event)))
 
     # ---- called by the command / GUI ----
     def start_block(self, settings: dict) -> None:
         """Frames and events after this belong to a new block with these pipeline settings (missing
         ones are taken as the pipeline's defaults)."""
         if self.failed is None:
-            self._queue.append((_BLOCK, store.utc_now(), complete_settings(settings)))
+            self._queue.append(_Block(store.utc_now(), complete_settings(settings)))
 
     def marker(self, label: str, t_s: float | None = None) -> None:
         """A therapist's marker at device time t_s (seconds since the block's first sample)."""
         if self.failed is None:
-            self._queue.append((_MARKER, time.monotonic(), t_s, str(label)))
+            self._queue.append(_Marker(time.monotonic(), t_s, str(label)))
 
     def set_patient(self, label: str) -> None:
         """Record this session under another patient label (picked or corrected in the window). The
@@ -102,7 +129,7 @@ class Recorder:
         label = store.check_patient_label(label)
         self.patient = label
         if self.failed is None:
-            self._queue.append((_PATIENT, label))
+            self._queue.append(_Patient(label))
 
     def known_patients(self) -> list[str]:
         """The patient labels in the database (for the window's picker), read on a connection of its
@@ -166,6 +193,8 @@ class Recorder:
         self._fail(f"the session database {self.path} stayed busy (another program kept it locked)")
 
     def _flush(self) -> None:
+        """One transaction with everything queued since the last one; the state (block, frame
+        count) is applied only when the commit succeeds, so a failed commit can be retried whole."""
         if self.failed is not None:
             return
         items = self._carry
@@ -176,42 +205,12 @@ class Recorder:
         if not items:
             return
         t0 = time.perf_counter()
-        state = dataclasses.replace(self._state)  # applied only when the commit succeeds
+        state = dataclasses.replace(self._state)
         conn = self._conn
         frames_before = self.frames_committed
-        source = None
         try:
             conn.execute("BEGIN IMMEDIATE")
-            rows: list = []
-            for item in items:
-                kind = item[0]
-                if kind == _FRAME:
-                    if state.block_id is None:
-                        self._new_block(conn, state, store.utc_now(), complete_settings({}))
-                    rows.append((state.block_id, state.n, item[1], item[2], int(bool(item[3]))))
-                    state.n += 1
-                    state.last_t = item[1]
-                    if state.first_t is None:
-                        state.first_t = item[1]
-                    continue
-                self._write_frames(conn, state, rows)
-                rows = []
-                if kind == _BLOCK:
-                    self._new_block(conn, state, *item[1:])
-                elif kind == _EVENT:
-                    if state.block_id is None:
-                        self._new_block(conn, state, store.utc_now(), complete_settings({}))
-                    event = item[2]
-                    store.insert_event(conn, state.block_id, item[1], event)
-                    if event.get("event") == "connected" and not (self._source or source):
-                        source = str(event.get("link", ""))
-                        conn.execute("UPDATE sessions SET source = ? WHERE id = ?", (source, self.session_id))
-                elif kind == _PATIENT:
-                    store.set_session_patient(conn, self.session_id, item[1])
-                elif kind == _MARKER:
-                    if state.block_id is not None:
-                        store.insert_marker(conn, state.block_id, item[2], item[1], item[3])
-            self._write_frames(conn, state, rows)
+            source = self._write_items(conn, state, items)
             conn.execute("COMMIT")
         except sqlite3.Error as e:
             _rollback(conn)
@@ -236,6 +235,40 @@ class Recorder:
         if source is not None:
             self._source = source
         self.commit_s.append(time.perf_counter() - t0)
+
+    def _write_items(self, conn, state: _BlockState, items: list) -> str | None:
+        """Write the queued items in order inside the open transaction; frames are batched between
+        other items. Returns the link name when this batch names the session's source."""
+        source = None
+        rows: list = []
+        for item in items:
+            if isinstance(item, _Frame):
+                if state.block_id is None:
+                    self._new_block(conn, state, store.utc_now(), complete_settings({}))
+                rows.append((state.block_id, state.n, item.t_host_s, item.data, int(bool(item.late))))
+                state.n += 1
+                state.last_t = item.t_host_s
+                if state.first_t is None:
+                    state.first_t = item.t_host_s
+                continue
+            self._write_frames(conn, state, rows)
+            rows = []
+            if isinstance(item, _Block):
+                self._new_block(conn, state, item.started_utc, item.settings)
+            elif isinstance(item, _Event):
+                if state.block_id is None:
+                    self._new_block(conn, state, store.utc_now(), complete_settings({}))
+                store.insert_event(conn, state.block_id, item.t_host_s, item.event)
+                if item.event.get("event") == "connected" and not (self._source or source):
+                    source = str(item.event.get("link", ""))
+                    conn.execute("UPDATE sessions SET source = ? WHERE id = ?", (source, self.session_id))
+            elif isinstance(item, _Patient):
+                store.set_session_patient(conn, self.session_id, item.label)
+            elif isinstance(item, _Marker):
+                if state.block_id is not None:
+                    store.insert_marker(conn, state.block_id, item.t_s, item.t_host_s, item.label)
+        self._write_frames(conn, state, rows)
+        return source
 
     def _new_block(self, conn, state: _BlockState, started_utc: str, settings: dict) -> None:
         state.block_id = store.insert_block(conn, self.session_id, settings, started_utc)
@@ -303,10 +336,10 @@ def complete_settings(settings: dict) -> dict:
     return out
 
 
-def open_recorder(args, cfg, say, live=None) -> Recorder | None:
-    """The recorder for a `run`, or None with --no-record. A database that cannot be written gives a
-    message and no recording; the session runs anyway."""
-    if getattr(args, "no_record", False):
+def open_recorder(opts, cfg, say, live=None) -> Recorder | None:
+    """The recorder for a live session (`opts`: record, db, patient), or None when not recording.
+    A database that cannot be written gives a message and no recording; the session runs anyway."""
+    if not opts.record:
         return None
 
     def report(message: str) -> None:
@@ -314,6 +347,6 @@ def open_recorder(args, cfg, say, live=None) -> Recorder | None:
         if live is not None:
             live.update_status(message=message)
 
-    rec = Recorder(args.db or store.default_db_path(), args.patient, report=report)
+    rec = Recorder(opts.db or store.default_db_path(), opts.patient, report=report)
     rec.start_block(settings_of(cfg))
     return rec

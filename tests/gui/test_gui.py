@@ -25,7 +25,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PySide6 import QtCore, QtGui  # noqa: E402
 
-from host.gui.live_window import COLORS, MainWindow, describe_obliquity, format_event, qt_display_available, run_gui  # noqa: E402
+from host.gui.display import qt_display_available  # noqa: E402
+from host.gui.live_window import MainWindow, describe_obliquity, format_event, run_gui  # noqa: E402
+from host.gui.qt_common import COLORS  # noqa: E402
 from host.sinks.live import LiveBuffer  # noqa: E402
 
 from tests.support import gui_window_script  # noqa: E402
@@ -74,7 +76,7 @@ def wait_tick(qtbot, window: MainWindow, ticks: int = 2) -> None:
     qtbot.wait(int(ticks * window.timer.interval() + 30))
 
 
-class Recorder(gui_window_script.Commands):
+class CommandLog(gui_window_script.Commands):
     """The commands interface the window drives; records what the GUI asked for, and can refuse
     to recalibrate like a sensor that is not streaming."""
 
@@ -299,7 +301,7 @@ def test_status_line_link_message_and_loss_colours(qtbot, live, make_window):
 
 def test_controls_call_the_commands(qtbot, live, make_window):
     live.update_status(threshold_left_deg=4.0, threshold_right_deg=5.0)
-    cmd = Recorder()
+    cmd = CommandLog()
     w = make_window(live, cmd)
     wait_tick(qtbot, w)
     spin = w.threshold_spins["right"]
@@ -332,7 +334,7 @@ def test_controls_call_the_commands(qtbot, live, make_window):
 
 
 def test_spin_box_shows_what_the_pipeline_accepted(qtbot, live, make_window):
-    class Clamping(Recorder):          # like a pipeline that caps the right limit at 6 deg
+    class Clamping(CommandLog):          # like a pipeline that caps the right limit at 6 deg
         def set_threshold(self, side, deg):
             super().set_threshold(side, deg)
             live.update_status(**{f"threshold_{side}_deg": min(deg, 6.0)})
@@ -352,7 +354,7 @@ def test_spin_box_shows_what_the_pipeline_accepted(qtbot, live, make_window):
 
 
 def test_failing_command_is_reported_in_words(qtbot, live, make_window):
-    w = make_window(live, Recorder(fail_recalibrate=True))
+    w = make_window(live, CommandLog(fail_recalibrate=True))
     qtbot.mouseClick(w.recalibrate_button, QtCore.Qt.MouseButton.LeftButton)
     assert "Could not recalibrate: the sensor is not streaming" in w.status_label.text()
     assert w.timer.isActive()
@@ -376,7 +378,7 @@ def test_only_offered_commands_get_controls(qtbot, live, make_window):
 
 
 def test_ended_keeps_the_plot_and_shows_a_summary(qtbot, live, make_window):
-    w = make_window(live, Recorder())
+    w = make_window(live, CommandLog())
     t = np.arange(0, 12, 0.005)
     feed(live, t, 3 * np.sin(t))
     live.update_status(reps=10, samples=len(t), lost_samples=4, link="ended", ended=True, cue_on=True,

@@ -1,7 +1,7 @@
 """The history window (patient picker, session table, progress chart, session review with a time slider,
 replay through the live window) and the live window's patient field, drawn for real offscreen through
 pytest-qt, on a real SQLite database recorded here: the simulator's firmware (firmware_sim SimDevice)
-encodes each scripted set, runner.Session runs the live pipeline on its frames, and the real Recorder
+encodes each scripted set, runner.StreamRunner runs the live pipeline on its frames, and the real Recorder
 writes them from its own thread. Expected numbers come from that live run (its reps and per-sample
 angle trace), not from the code under test.
 """
@@ -25,14 +25,17 @@ from tests.support.simproc import ROOT, hiplevel  # noqa: E402
 from firmware_sim.device import SimDevice  # noqa: E402
 from firmware_sim.motion import Scenario  # noqa: E402
 from host import store  # noqa: E402
-from host.commands.run import Commands  # noqa: E402
+from host.session.live_app import SessionControls  # noqa: E402
 from host.processing.exercise import ExerciseConfig  # noqa: E402
-from host.gui.live_window import COLORS, MainWindow, describe_obliquity  # noqa: E402
-from host.gui.history_window import WINDOW_S, HistoryWindow, ReviewWindow, run_history, threshold_steps  # noqa: E402
+from host.gui.live_window import MainWindow, describe_obliquity  # noqa: E402
+from host.gui.qt_common import COLORS  # noqa: E402
+from host.gui.history_window import HistoryWindow, run_history  # noqa: E402
+from host.gui.review_model import threshold_steps  # noqa: E402
+from host.gui.review_window import WINDOW_S, ReviewWindow  # noqa: E402
 from host.sinks.live import LiveBuffer  # noqa: E402
 from host.processing.pipeline import PipelineConfig  # noqa: E402
 from host.sinks.recorder import Recorder, settings_of  # noqa: E402
-from host.session.runner import Session  # noqa: E402
+from host.session.runner import StreamRunner  # noqa: E402
 from host.links.memory import MemoryTransport  # noqa: E402
 
 # (patient, exercise, stance, drops of the free side per rep, day the session is dated to)
@@ -81,7 +84,7 @@ def record(db, patient, exercise, stance, drops, seed):
         trace["t_device_us"].append(t_us)
         trace["obliquity_deg"].append(obl)
     frames = sim_frames(exercise, stance, drops, seed)
-    session = Session(ArrivingFrames(frames, 4 / 200), cfg, recorder=rec, trace=tracer)
+    session = StreamRunner(ArrivingFrames(frames, 4 / 200), cfg, recorder=rec, trace=tracer)
     summary = asyncio.run(session.run())
     rec.marker("knee hurts", 20.0)   # a therapist's marker, as the window sets them
     line = rec.close()
@@ -227,7 +230,7 @@ def test_review_computes_the_curve_and_the_slider_scrubs_a_10_s_window(qtbot, hi
     assert len(x) == len(run["t_s"]) > 2000
     np.testing.assert_allclose(x, run["t_s"], atol=1e-9)
     np.testing.assert_allclose(y, run["obliquity_deg"], atol=1e-9)
-    assert "Same reps as recorded live" in r.verdict
+    assert "Same reps as recorded live" in r.comparison.sentence()
     # rep table, cue periods and limits as recorded
     assert review.rep_table.rowCount() == 4
     assert [review.rep_table.item(i, 3).text() for i in range(4)] == [f"{x['max_drop_deg']:.1f}°" for x in run["reps"]]
@@ -353,7 +356,7 @@ def test_live_window_patient_field_relabels_the_recorded_session(qtbot, rec, tmp
     recorder = Recorder(db, "default", source="simulated sensor")
     recorder.start_block(settings_of(PipelineConfig()))
     live = LiveBuffer()
-    w = MainWindow(live, Commands(None, None, recorder), patients=recorder.known_patients(), patient="default")
+    w = MainWindow(live, SessionControls(None, None, recorder), patients=recorder.known_patients(), patient="default")
     qtbot.addWidget(w)
     w.show()
     qtbot.waitExposed(w)
@@ -392,7 +395,7 @@ def test_live_window_patient_field_relabels_the_recorded_session(qtbot, rec, tmp
 
 
 def test_live_window_has_no_patient_field_when_not_recording(qtbot):
-    w = MainWindow(LiveBuffer(), Commands(None, None, None))
+    w = MainWindow(LiveBuffer(), SessionControls(None, None, None))
     qtbot.addWidget(w)
     assert w.patient_combo is None
 

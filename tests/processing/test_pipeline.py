@@ -19,7 +19,7 @@ class RecordingCue:
         self.calls.append((kind, on))
 
 
-def run(scenario, seed=0, exercise="keep-level", live=True, cue=None):
+def run(scenario, seed=0, exercise="keep-level", on_time=True, cue=None):
     truth = io.StringIO()
     dev = SimDevice(scenario, seed=seed, truth_file=truth)
     dev.streaming = True
@@ -29,7 +29,7 @@ def run(scenario, seed=0, exercise="keep-level", live=True, cue=None):
                     cue=cue, trace=lambda seq, t, obl, fwd: angles.__setitem__(seq, obl))
     dec = SampleDecoder()
     for frame in frames:
-        pipe.feed_frame(dec, frame, live=live)
+        pipe.feed_frame(dec, frame, on_time=on_time)
     truth.seek(0)
     t = np.genfromtxt(truth, delimiter=",", names=True, dtype=None, encoding=None)
     true = dict(zip(t["seq"].tolist(), t["obliquity_deg"].tolist()))
@@ -48,7 +48,7 @@ def test_standing_sway_is_not_learnt_as_gyro_bias(seed):
 def test_late_samples_count_reps_but_never_reach_the_cue():
     cue = RecordingCue()
     _, events, _ = run(Scenario(exercise="hip-dip", drops_deg=[8.0, 8.0]), exercise="hip-dip",
-                       live=False, cue=cue)
+                       on_time=False, cue=cue)
     reps = [e for e in events if e["event"] == "rep"]
     assert len(reps) == 2 and all(r["late"] for r in reps)
     assert all(not e["audible"] for e in events if e["event"] == "cue_on")

@@ -1,5 +1,5 @@
 """Cue tones through a real PulseAudio server: played by CuePlayer (PortAudio -> ALSA -> pulse
-plugin), recorded from the null sink's monitor with parec, and analysed with host.sinks.sound_server.
+plugin), recorded from the null sink's monitor with parec, and analysed with host.bench.audio_capture.
 
 The server is our own (host.sinks.sound_server.PulseServer), started for this module and stopped after it;
 nothing here needs a sound server or sound card to be present beforehand.
@@ -18,6 +18,7 @@ import pytest
 
 pytestmark = [pytest.mark.sound]
 
+from host.bench import audio_capture as capture
 from host.sinks import sound_server as pulse
 from host.sinks.audio import AudioUnavailable, CuePlayer, fault_pitch_hz, make_chime, pan_gains
 
@@ -57,7 +58,7 @@ def player(module_player):
 
 def record(server, actions, tail_s=0.15):
     """Record while `actions()` runs; returns (Recording, whatever actions returned)."""
-    rec = server.record()
+    rec = capture.capture(server)
     try:
         time.sleep(0.1)
         result = actions()
@@ -69,7 +70,7 @@ def record(server, actions, tail_s=0.15):
 
 
 def single_burst(recording):
-    found = pulse.bursts(recording.samples)
+    found = capture.bursts(recording.samples)
     assert len(found) == 1, f"expected one tone burst, found {[(b.start, b.end) for b in found]}"
     return found[0]
 
@@ -80,20 +81,20 @@ def test_analysis_helpers_detect_what_they_claim():
     tone = 0.3 * np.sin(2 * np.pi * 1000.3 * t)
     x = np.zeros((len(t) + FS // 2, 2))
     x[FS // 4: FS // 4 + len(t), 1] = tone
-    b = pulse.bursts(x)
+    b = capture.bursts(x)
     assert len(b) == 1
     assert abs(b[0].start - FS // 4) <= 2 and abs(b[0].end - (FS // 4 + len(t))) <= 2
     seg = x[b[0].start: b[0].end]
-    assert abs(pulse.dominant_frequency_hz(seg) - 1000.3) < 0.2
-    assert pulse.balance(seg) == pytest.approx(1.0)
-    assert pulse.find_dropouts(seg) == []
+    assert abs(capture.dominant_frequency_hz(seg) - 1000.3) < 0.2
+    assert capture.balance(seg) == pytest.approx(1.0)
+    assert capture.find_dropouts(seg) == []
     gappy = seg.copy()
     gappy[12000:12240] = 0.0  # a 5 ms hole, as an underrun leaves
-    kinds = {d.kind for d in pulse.find_dropouts(gappy)}
+    kinds = {d.kind for d in capture.find_dropouts(gappy)}
     assert kinds == {"gap", "click"}
     jumpy = seg.copy()
     jumpy[15000:, 1] = 0.3 * np.sin(2 * np.pi * 1000.3 * t[15000 + 1: len(seg) + 1] + 2.0)
-    assert [d.kind for d in pulse.find_dropouts(jumpy)] == ["click"]
+    assert [d.kind for d in capture.find_dropouts(jumpy)] == ["click"]
 
 
 def test_fault_pitch_mapping():
@@ -122,12 +123,12 @@ def test_fault_tone_frequency_length_pan_no_dropouts(server, player):
     rec, (t_on, t_off) = record(server, actions)
     b = single_burst(rec)
     seg = rec.samples[b.start: b.end]
-    assert abs(pulse.dominant_frequency_hz(seg) - 880.0) < 2.0
+    assert abs(capture.dominant_frequency_hz(seg) - 880.0) < 2.0
     # Start and stop both land on 10 ms block boundaries; the fade-out adds 8 ms.
     assert abs(b.length_s() - (t_off - t_on)) < 0.020
-    left, right = pulse.channel_rms(seg)
+    left, right = capture.channel_rms(seg)
     assert right > 0.05 and left < 0.01 * right
-    assert pulse.find_dropouts(seg) == []
+    assert capture.find_dropouts(seg) == []
     assert player.underflows == 0
     # The recording's clock map must put the onset after the call that asked for it, and the
     # player's own note of the onset in between.
@@ -143,11 +144,11 @@ def test_target_chime_left_and_unlike_fault(server, player):
     b = single_burst(rec)
     seg = rec.samples[b.start: b.end]
     assert b.length_s() == pytest.approx(0.27, abs=0.02)
-    left, right = pulse.channel_rms(seg)
+    left, right = capture.channel_rms(seg)
     assert left > 0.02 and right < 0.01 * left
     # Two rising notes: G4 alone first, C5 after.
-    assert abs(pulse.dominant_frequency_hz(seg[: int(0.1 * FS)]) - 392.0) < 2.0
-    assert abs(pulse.dominant_frequency_hz(seg[int(0.15 * FS):]) - 523.25) < 2.0
+    assert abs(capture.dominant_frequency_hz(seg[: int(0.1 * FS)]) - 392.0) < 2.0
+    assert abs(capture.dominant_frequency_hz(seg[int(0.15 * FS):]) - 523.25) < 2.0
     # Unlike the fault tone: their spectra (50 Hz bands up to 5 kHz) barely overlap.
     def bands(x):
         mag = np.abs(np.fft.rfft(x.sum(axis=1), FS))[:5000]
@@ -179,10 +180,10 @@ def test_pitch_and_pan_change_while_on_glide_without_clicks(server, player):
     b = single_burst(rec)  # one continuous tone, not two
     seg = rec.samples[b.start: b.end]
     first, second = seg[int(0.05 * FS): int(0.35 * FS)], seg[-int(0.3 * FS):-int(0.05 * FS)]
-    assert abs(pulse.dominant_frequency_hz(first) - 660.0) < 2.0
-    assert abs(pulse.dominant_frequency_hz(second) - 990.0) < 2.0
-    assert pulse.balance(first) < -0.3 and pulse.balance(second) > 0.3
-    assert pulse.find_dropouts(seg) == []
+    assert abs(capture.dominant_frequency_hz(first) - 660.0) < 2.0
+    assert abs(capture.dominant_frequency_hz(second) - 990.0) < 2.0
+    assert capture.balance(first) < -0.3 and capture.balance(second) > 0.3
+    assert capture.find_dropouts(seg) == []
 
 
 def test_mute_gives_silence_and_unmute_brings_tone_back(server, player):
@@ -205,7 +206,7 @@ def test_mute_gives_silence_and_unmute_brings_tone_back(server, player):
 
     rec2, _ = record(server, unmute)
     b = single_burst(rec2)
-    assert abs(pulse.dominant_frequency_hz(rec2.samples[b.start: b.end]) - 660.0) < 2.0
+    assert abs(capture.dominant_frequency_hz(rec2.samples[b.start: b.end]) - 660.0) < 2.0
 
 
 def test_volume_scales_rms(server, player):
@@ -291,7 +292,7 @@ def test_ensure_server_uses_a_running_server_else_starts_one(server, player, mon
         finally:
             demo_player.close()
         b = single_burst(rec)
-        assert abs(pulse.dominant_frequency_hz(rec.samples[b.start: b.end]) - 1000.0) < 2.0
+        assert abs(capture.dominant_frequency_hz(rec.samples[b.start: b.end]) - 1000.0) < 2.0
     finally:
         own.stop()
     assert os.environ["PULSE_SERVER"] == nowhere  # stop() undid activate()

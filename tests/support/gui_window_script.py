@@ -118,7 +118,8 @@ def main() -> int:
 
     from PySide6 import QtCore, QtWidgets
 
-    from host.gui.live_window import COLORS, MainWindow, run_gui
+    from host.gui.live_window import MainWindow, run_gui
+    from host.gui.qt_common import COLORS
 
     app = QtWidgets.QApplication([sys.argv[0]])
     live = LiveBuffer()

@@ -1,0 +1,147 @@
+"""One live session as the user runs it: the link, the pipeline, the sinks, and the window or the
+console view, wired together and torn down in order. `hiplevel run` and `hiplevel demo` both call
+`run_live`; they differ only in how they got the link and the settings.
+
+In: a Transport (host.links), a PipelineConfig and `LiveOptions` (view, side outputs, audio,
+recording). Out: the cue (host.sinks.audio), the live window (host.gui.live_window) or console view
+(host.sinks.console), the recording (host.sinks.recorder), the optional JSON event log and angle
+CSV, and the summary printed at the end. The pipeline runs on an asyncio loop: on the main thread
+headless, on a worker thread under the window; window commands cross over through
+`SessionControls`, whose every call is thread-safe (`StreamRunner.call`).
+"""
+from __future__ import annotations
+
+import asyncio
+import sys
+from dataclasses import dataclass
+
+from host.errors import UserError
+from host.processing.pipeline import PipelineConfig
+
+
+@dataclass
+class LiveOptions:
+    headless: bool = False
+    events: str | None = None         # JSON lines path, '-' = stdout (then messages go to stderr)
+    angles: str | None = None         # per-sample angle CSV path
+    mute: bool = False
+    volume: float = 0.6
+    private_audio: bool = False       # the demo: start a silent private sound server if none answers
+    record: bool = True
+    db: str | None = None
+    patient: str = "default"
+    title: str = "hiplevel"
+
+
+class SessionControls:
+    """What the GUI may ask of a running session; each call crosses to the pipeline's thread."""
+
+    def __init__(self, session, player, recorder=None):
+        self.session, self.player, self.recorder = session, player, recorder
+
+    def recalibrate(self):
+        self.session.call(self.session.pipeline.recalibrate)
+
+    def set_threshold(self, side: str, deg: float):
+        self.session.call(self.session.pipeline.set_threshold, side, deg)
+
+    def end_set(self):
+        self.session.call(self.session.pipeline.end_set)
+
+    def set_muted(self, muted: bool):
+        if self.player is not None:
+            self.player.set_muted(muted)
+
+    def add_marker(self, label: str):
+        """A therapist's marker at the sensor time of the latest sample (stored with the recording)."""
+        if self.recorder is None:
+            raise ValueError("this session is not being recorded")
+        self.recorder.marker(label, self.session.pipeline.t_s)
+
+    def set_patient(self, label: str):
+        """Record the session under this patient label (ValueError with the reason if refused)."""
+        if self.recorder is None:
+            raise ValueError("this session is not being recorded")
+        self.recorder.set_patient(label)
+
+
+
+
+def _choose_window(headless: bool, say) -> bool:
+    """True when the live window can open; otherwise the console view (said once, in words)."""
+    if headless:
+        return False
+    try:
+        from host.gui.display import qt_display_available
+        if qt_display_available():
+            return True
+        say("No display found: showing the console view.")
+    except ImportError as e:  # Qt's libraries missing: the console view still works
+        say(f"The window cannot open ({e}); showing the console view.")
+    return False
+
+
+def _run_window(session, live, player, recorder, title: str) -> None:
+    from host.gui.live_window import run_gui
+    thread = None
+
+    def start():
+        nonlocal thread
+        thread = session.start_in_thread()
+
+    def stop():
+        session.stop()
+        if thread is not None:
+            thread.join(timeout=3)
+
+    recording = recorder is not None and recorder.failed is None
+    run_gui(live, start=start, stop=stop, commands=SessionControls(session, player, recorder), title=title,
+            patients=recorder.known_patients() if recording else None,
+            patient=recorder.patient if recording else None)
+
+
+def run_live(transport, cfg: PipelineConfig, opts: LiveOptions) -> int:
+    """Run one live session to its end; 0 when the stream ended normally, 1 when it broke off.
+    Raises UserError when the link never opened (the reason is all there is to say)."""
+    from host.session.runner import StreamRunner
+    from host.sinks.angle_trace import AngleTrace
+    from host.sinks.audio import AudioCueSink, close_cue_player, open_cue_player
+    from host.sinks.event_log import EventLog
+    from host.sinks.live import LiveBuffer
+    from host.sinks.recorder import open_recorder
+
+    text_out = sys.stderr if opts.events == "-" else sys.stdout
+    say = lambda msg: print(msg, file=text_out, flush=True)
+    window = _choose_window(opts.headless, say)
+    events = EventLog(opts.events)
+    trace = None
+    if opts.angles:
+        try:
+            trace = AngleTrace(opts.angles)
+        except OSError as e:
+            raise UserError(f"cannot write the angle file {opts.angles}: {e.strerror}") from None
+    player = open_cue_player(opts.mute, opts.volume, opts.private_audio, say)
+    live = LiveBuffer()
+    recorder = open_recorder(opts, cfg, say, live)  # None without recording; never stops the session
+    session = StreamRunner(transport, cfg, events=events, live=live,
+                           cue=AudioCueSink(player) if player else None, trace=trace, recorder=recorder)
+    try:
+        if window:
+            _run_window(session, live, player, recorder, opts.title)
+            summary = session.summary
+        else:
+            from host.sinks.console import run_with_console
+            summary = asyncio.run(run_with_console(session, live, text_out))
+    finally:
+        close_cue_player(player)
+        if trace is not None:
+            trace.close()
+        events.close()
+        if recorder is not None:
+            recorder.close()
+    if summary.open_failed:
+        raise UserError(summary.reason)
+    say(summary.text())
+    if recorder is not None:
+        say(recorder.summary_line())
+    return 0 if summary.ok else 1

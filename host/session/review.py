@@ -1,0 +1,224 @@
+"""The one place that turns a stored block into angles, reps and a comparison with what happened live.
+
+In: a block of the session store (host.store.BlockInfo) and an open connection. The block's raw
+frames go through host.links.replay.ReplayTransport into host.session.runner.StreamRunner, so the
+same decoder, estimator, calibration and exercise logic run as live (`replay_block`). The block's
+stored settings are used (`config_for`), with overrides where a caller asks for a re-analysis.
+Out: data, not sentences: a `Replay` (the run's summary, events and per-sample angles),
+`BlockAngles` (angles on the block's own clock, the recorded events, reps, cue periods and the
+`RepComparison` of replayed and recorded reps). `hiplevel replay`, `export`, `report` and the history
+window all use `review_block` / `replay_block`; they decide how to say it.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from host import store
+from host.errors import UserError
+from host.processing.estimators import ESTIMATORS
+from host.processing.exercise import ExerciseConfig
+from host.processing.pipeline import PipelineConfig
+
+
+def config_for(s: store.BlockInfo, overrides=None) -> PipelineConfig:
+    """The block's recorded pipeline settings, with any overrides from the command line."""
+    stored = dict(s.settings or {})
+    ex_stored = dict(stored.get("exercise") or {})
+    ex_stored.setdefault("exercise", s.exercise)
+    ex_stored.setdefault("stance", s.stance)
+    ex_stored.setdefault("threshold_left_deg", s.threshold_left_deg)
+    ex_stored.setdefault("threshold_right_deg", s.threshold_right_deg)
+    o = overrides
+    if o is not None:
+        for name in ("exercise", "stance"):
+            if getattr(o, name, None) is not None:
+                ex_stored[name] = getattr(o, name)
+        base = getattr(o, "threshold", None)
+        for side in ("left", "right"):
+            v = getattr(o, f"threshold_{side}", None) or base
+            if v is not None:
+                ex_stored[f"threshold_{side}_deg"] = v
+    # keep only fields this version knows, so a block recorded by another version still replays
+    ex_fields = {f.name for f in dataclasses.fields(ExerciseConfig)}
+    try:
+        ex = ExerciseConfig(**{k: v for k, v in ex_stored.items() if k in ex_fields})
+    except ValueError as e:
+        raise UserError(f"the settings of session {s.session_id} block {s.number} cannot be used: {e}") from None
+    pipe_fields = {f.name for f in dataclasses.fields(PipelineConfig)} - {"exercise"}
+    kw = {k: v for k, v in stored.items() if k in pipe_fields}
+    kw.setdefault("estimator", s.estimator)
+    if o is not None and getattr(o, "estimator", None):
+        kw["estimator"] = o.estimator
+    if kw.get("estimator") not in ESTIMATORS:
+        raise UserError(f"session {s.session_id} was recorded with the estimator {kw.get('estimator')!r}, "
+                        f"which this version does not have; choose one with --estimator "
+                        f"({', '.join(sorted(ESTIMATORS))})")
+    if getattr(ESTIMATORS[kw["estimator"]], "live", True) is False:
+        raise UserError(f"the {kw['estimator']} estimator needs the whole recording; replay runs the live pipeline")
+    return PipelineConfig(exercise=ex, **kw)
+
+
+def _no_display():
+    from host.sinks.live import LiveBuffer
+
+    class NoDisplay(LiveBuffer):
+        """No one watches a replay without its console view: skip the display's per-sample copy."""
+
+        def append(self, *args) -> None:
+            pass
+
+        def update_status(self, **fields) -> None:
+            pass
+    return NoDisplay(capacity=1)
+
+
+class _Collect:
+    """An EventLog stand-in that keeps the events (and passes them on to a real log, if any)."""
+
+    def __init__(self, log=None):
+        self.events: list[dict] = []
+        self.log = log
+
+    def write(self, event: dict) -> None:
+        self.events.append(event)
+        if self.log is not None:
+            self.log.write(event)
+
+
+@dataclass
+class Replay:
+    summary: object
+    events: list
+    pipeline: object
+    transport: object
+    wall_s: float
+    data_s: float              # device seconds replayed
+    samples: dict = field(default_factory=dict)  # from trace: seq, t_device_us, obliquity, forward tilt
+
+    @property
+    def reps(self) -> list[dict]:
+        return [e for e in self.events if e.get("event") == "rep"]
+
+    @property
+    def ok(self) -> bool:
+        return self.summary.ok or self.transport.finished
+
+
+def replay_block(conn, s: store.BlockInfo, cfg: PipelineConfig, speed: float | None = None, log=None,
+               trace: bool = False, console=None) -> Replay:
+    """Run one stored block through runner.StreamRunner. trace=True also returns the per-sample angles."""
+    from host.sinks.live import LiveBuffer
+    from host.session.runner import StreamRunner
+    from host.links.replay import ReplayTransport
+
+    cols = {"seq": [], "t_device_us": [], "obliquity_deg": [], "forward_tilt_deg": []}
+
+    def tracer(seq, t_us, obl, fwd, _add=tuple(c.append for c in cols.values())):
+        _add[0](seq)
+        _add[1](t_us)
+        _add[2](obl)
+        _add[3](fwd)
+    transport = ReplayTransport(conn, s, speed=speed)
+    live = LiveBuffer() if console is not None else _no_display()
+    collect = _Collect(log)
+    # a recording cannot fall silent, so the no-data timeout is off
+    session = StreamRunner(transport, cfg, events=collect, live=live, trace=tracer if trace else None,
+                      no_data_timeout_s=math.inf)
+    t0 = time.perf_counter()
+    if console is not None:
+        from host.sinks.console import run_with_console
+        summary = asyncio.run(run_with_console(session, live, console))
+    else:
+        summary = asyncio.run(session.run())
+    wall = time.perf_counter() - t0
+    if summary.open_failed:
+        raise UserError(summary.reason)
+    return Replay(summary, collect.events, session.pipeline, transport, wall, session.pipeline.t_s, cols)
+
+
+def _rep_key(r: dict) -> tuple:
+    return (r.get("index"), r.get("low_side"), r.get("max_drop_deg"), bool(r.get("cued")))
+
+
+@dataclass(frozen=True)
+class RepComparison:
+    """Are the replay's reps those recorded live? (counts of reps and of reps with the cue)"""
+    same: bool
+    live_reps: int
+    live_cued: int
+    replay_reps: int
+    replay_cued: int
+
+    def sentence(self) -> str:
+        if self.same:
+            return f"Same reps as recorded live ({self.live_reps} reps, {self.live_cued} with the cue)."
+        return (f"Differs from the live recording: replay {self.replay_reps} reps, {self.replay_cued} with "
+                f"the cue; live {self.live_reps} reps, {self.live_cued} with the cue.")
+
+
+def compare_reps(live_reps: list[dict], replay_reps: list[dict]) -> RepComparison:
+    def cued(reps):
+        return sum(1 for r in reps if r.get("cued"))
+    return RepComparison(same=[_rep_key(r) for r in live_reps] == [_rep_key(r) for r in replay_reps],
+                         live_reps=len(live_reps), live_cued=cued(live_reps),
+                         replay_reps=len(replay_reps), replay_cued=cued(replay_reps))
+
+
+def cue_list(events: list[dict], end_t: float) -> list[tuple[float, float, bool]]:
+    """(start, end, audible) per cue, from the recorded cue_on / cue_off events."""
+    audible = [e.get("audible", True) for e in events if e.get("event") == "cue_on"]
+    periods = store.cue_periods(events, end_t)
+    return [(a, b, bool(audible[i]) if i < len(audible) else True) for i, (a, b) in enumerate(periods)]
+
+
+@dataclass
+class BlockAngles:
+    """A stored block re-analysed: per-sample angles on the block's device clock (seconds since its
+    first sample; calibration on), what was recorded live, and how the replay compares."""
+    block: store.BlockInfo
+    events: list[dict]                   # as recorded live
+    reps: list[dict]                     # the rep events recorded live
+    seq: np.ndarray
+    t_device_us: np.ndarray
+    t_s: np.ndarray
+    obliquity_deg: np.ndarray
+    forward_tilt_deg: np.ndarray
+    comparison: RepComparison | None     # None: no frames to replay
+    replay_wall_s: float = 0.0
+    end_t_s: float = 0.0                 # the end of the block on the same clock
+
+    @property
+    def cues(self) -> list[tuple[float, float, bool]]:
+        return cue_list(self.events, self.end_t_s)
+
+
+def review_block(conn, block: store.BlockInfo) -> BlockAngles:
+    """Replay `block` with its stored settings at full speed and line it up with its recording.
+    Raises UserError when the stored settings cannot be used by this version."""
+    recorded = [e for _, e in store.events(conn, block.id)]
+    reps = [e for e in recorded if e.get("event") == "rep"]
+    empty_i, empty_f = np.zeros(0, dtype=np.int64), np.zeros(0)
+    seq, t_us, obl, fwd, comparison, wall = empty_i, empty_i, empty_f, empty_f, None, 0.0
+    t_s = empty_f
+    if block.frame_count:
+        r = replay_block(conn, block, config_for(block), speed=None, trace=True)
+        wall = r.wall_s
+        if r.samples["seq"]:
+            seq = np.asarray(r.samples["seq"], dtype=np.int64)
+            t_us = np.asarray(r.samples["t_device_us"], dtype=np.int64)
+            t_s = (t_us - r.pipeline.t0_us) * 1e-6
+            obl = np.asarray(r.samples["obliquity_deg"], dtype=float)
+            fwd = np.asarray(r.samples["forward_tilt_deg"], dtype=float)
+        comparison = compare_reps(reps, r.reps)
+    # no angle (ended before calibration): the host clock's length of the block stands in
+    times = [float(t_s[-1])] if len(t_s) else [block.duration_s]
+    times += [float(e["t"]) for e in recorded if isinstance(e.get("t"), (int, float))]
+    return BlockAngles(block=block, events=recorded, reps=reps, seq=seq, t_device_us=t_us, t_s=t_s,
+                       obliquity_deg=obl, forward_tilt_deg=fwd, comparison=comparison, replay_wall_s=wall,
+                       end_t_s=max(times, default=0.0))
