@@ -181,11 +181,15 @@ def grid_section(quick: bool = False) -> list[str]:
     return lines
 
 
+def _table_head(intro: str, columns: list[str]) -> list[str]:
+    """A Markdown table's introduction, header and rule."""
+    return [intro, "", "| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+
+
 def loss_section() -> list[str]:
-    lines = ["5 % of frames lost at random (4 samples per frame), typical noise, rep 2.5 s, every mounting "
-             "of the grid:", "",
-             "| yaw ° | tilt ° | lost samples | obliquity RMSE ° | largest jump at a gap ° |",
-             "| --- | --- | --- | --- | --- |"]
+    lines = _table_head("5 % of frames lost at random (4 samples per frame), typical noise, rep 2.5 s, every "
+                        "mounting of the grid:",
+                        ["yaw °", "tilt °", "lost samples", "obliquity RMSE °", "largest jump at a gap °"])
     for point, r in run_grid(rep_ss=GRID_REP_S[:1], noises=(1.0,), loss=0.05):
         lines.append(f"| {point['yaw']} | {point['tilt']} | {r.lost_samples} | "
                      f"{_fmt(r.rmse() if r.calibrated else None)} | {gap_jump_error_deg(r):.3f} |")
@@ -193,10 +197,9 @@ def loss_section() -> list[str]:
 
 
 def clock_section() -> list[str]:
-    lines = ["Device clock error tracked by `host.processing.timing.ClockMap` after 20 s and 60 s at real-time pace "
-             "(arrivals polled every 5-15 ms, plus 2 ms and an exponential 3 ms delay):", "",
-             "| device clock ppm | found after 20 s | after 60 s | error after 60 s ppm |",
-             "| --- | --- | --- | --- |"]
+    lines = _table_head("Device clock error tracked by `host.processing.timing.ClockMap` after 20 s and 60 s at "
+                        "real-time pace (arrivals polled every 5-15 ms, plus 2 ms and an exponential 3 ms delay):",
+                        ["device clock ppm", "found after 20 s", "after 60 s", "error after 60 s ppm"])
     for ppm in (-1000.0, -100.0, 0.0, 100.0, 1000.0):
         short, long = drift_run(ppm, 20.0), drift_run(ppm, 60.0)
         lines.append(f"| {ppm:+.0f} | {short.clock_drift_ppm:+.1f} | {long.clock_drift_ppm:+.1f} | "

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from host.bench.docs import replace_section
+from host.errors import UserError
 
 HEADING = "Session recording and replay"
 
@@ -59,38 +60,43 @@ def pipeline_only_cpu_s(frames) -> float:
     return time.process_time() - c0
 
 
-def run(args) -> int:
-    from host import store
-    from host.session.review import replay_block
+def record_frames(db: Path, frames: list, period_s: float) -> tuple[float, list[float]]:
+    """Record `frames` with the real Recorder; (pipeline-thread seconds in Recorder.frame(), commit times).
+    The writer thread is not started on a timer here: the benchmark drains the queue itself every
+    COMMIT_INTERVAL_S of data, so each commit holds what a live commit holds."""
     from host.processing.pipeline import PipelineConfig
     from host.sinks.recorder import COMMIT_INTERVAL_S, Recorder, settings_of
+    rec = Recorder(db, "bench", source="bench", commit_interval_s=3600.0, report=lambda m: print(m))
+    if rec.failed:
+        raise UserError(rec.failed)
+    rec.start_block(settings_of(PipelineConfig()))
+    per_commit = max(1, round(COMMIT_INTERVAL_S / period_s))
+    call_s = 0.0
+    for k in range(0, len(frames), per_commit):
+        chunk = frames[k:k + per_commit]
+        t0 = time.perf_counter()
+        for t_host, f in chunk:
+            rec.frame(t_host, f)
+        call_s += time.perf_counter() - t0
+        rec._flush()
+    rec.event({"event": "end", "t": frames[-1][0] - frames[0][0], "reason": "the sensor finished the set"})
+    commits = list(rec.commit_s)
+    rec.close()
+    return call_s, commits
+
+
+def run(args) -> int:
+    from host import store
+    from host.processing.pipeline import PipelineConfig
+    from host.session.review import replay_block
+    from host.sinks.recorder import COMMIT_INTERVAL_S
 
     frames, period_s = make_frames(args.seconds)
     data_s = frames[-1][0] - frames[0][0]
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.sqlite"
-        cfg = PipelineConfig()
-        # The writer thread is not started on a timer here: the benchmark drains the queue itself
-        # every COMMIT_INTERVAL_S of data, so each commit holds what a live commit holds.
-        rec = Recorder(db, "bench", source="bench", commit_interval_s=3600.0, report=lambda m: print(m))
-        if rec.failed:
-            print(rec.failed, file=sys.stderr)
-            return 1
-        rec.start_block(settings_of(cfg))
-        per_commit = max(1, round(COMMIT_INTERVAL_S / period_s))
-        call_s = 0.0
-        for k in range(0, len(frames), per_commit):
-            chunk = frames[k:k + per_commit]
-            t0 = time.perf_counter()
-            for t_host, f in chunk:
-                rec.frame(t_host, f)
-            call_s += time.perf_counter() - t0
-            rec._flush()
-        rec.event({"event": "end", "t": data_s, "reason": "the sensor finished the set"})
-        commits = list(rec.commit_s)
-        rec.close()
+        call_s, commits = record_frames(db, frames, period_s)
         size_mb = db.stat().st_size / 1e6
-
         conn = store.connect(db)
         block = store.list_sessions(conn)[0].blocks[0]
         walls, cpus, direct, samples = [], [], [], 0

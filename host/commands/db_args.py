@@ -5,6 +5,7 @@ Not a subcommand; every function raises UserError with a sentence the user can a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import sqlite3
 
@@ -74,3 +75,15 @@ def add_patient_filter(p: argparse.ArgumentParser, help_text: str) -> None:
     """--patient LABEL and --db PATH, for the commands that show one patient's sessions."""
     p.add_argument("--patient", type=patient_label, metavar="LABEL", help=help_text)
     add_db_argument(p)
+
+
+@contextlib.contextmanager
+def patient_db(args):
+    """The database for reading with --patient checked (a UserError naming the known patients when
+    it is not there); closed on leaving the block."""
+    conn = open_db(args)
+    try:
+        require_patient(conn, args.patient)
+        yield conn
+    finally:
+        conn.close()

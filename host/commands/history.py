@@ -11,7 +11,7 @@ import argparse
 
 from host import store
 from host.errors import UserError
-from host.commands.db_args import add_patient_filter, open_db, plain_db_errors, require_patient
+from host.commands.db_args import add_patient_filter, patient_db, plain_db_errors
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -21,11 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 @plain_db_errors
 def run(args) -> int:
     # The database first: a wrong path or an unknown patient is worth saying with or without a display.
-    conn = open_db(args)
-    try:
-        require_patient(conn, args.patient)
-    finally:
-        conn.close()
+    with patient_db(args):
+        pass
     try:
         from host.gui.display import qt_display_available
         display = qt_display_available()

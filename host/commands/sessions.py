@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from host import store
-from host.commands.db_args import add_patient_filter, open_db, plain_db_errors, require_patient
+from host.commands.db_args import add_patient_filter, patient_db, plain_db_errors
 from host.report.text import fmt_duration
 
 
@@ -19,12 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 @plain_db_errors
 def run(args) -> int:
-    conn = open_db(args)
-    try:
-        require_patient(conn, args.patient)
+    with patient_db(args) as conn:
         sessions = store.list_sessions(conn, args.patient)
-    finally:
-        conn.close()
     if not sessions:
         print("No sessions recorded yet.")
         return 0

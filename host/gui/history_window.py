@@ -18,7 +18,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from host import store
-from host.gui.qt_common import COLORS, font, window_frame
+from host.gui.qt_common import COLORS, font, section, window_frame
 from host.gui.review_model import date_labels, drops_text, exercise_name, merge_sides
 from host.gui.review_window import REPS_BAR, SIDE_STYLE, ReviewWindow
 
@@ -76,13 +76,7 @@ class HistoryWindow(QtWidgets.QMainWindow):
     # -- construction ------------------------------------------------------------------------------
 
     def _build_table(self) -> QtWidgets.QWidget:
-        box = QtWidgets.QWidget()
-        col = QtWidgets.QVBoxLayout(box)
-        col.setContentsMargins(0, 0, 0, 0)
-        head = QtWidgets.QHBoxLayout()
-        caption = QtWidgets.QLabel("Sessions — double-click one (or select it and press Open) to review it")
-        caption.setFont(font(13, bold=True))
-        head.addWidget(caption, stretch=1)
+        box, col, head = section("Sessions — double-click one (or select it and press Open) to review it", stretch=1)
         self.open_button = QtWidgets.QPushButton("Open session")
         self.open_button.setFont(font(12))
         self.open_button.clicked.connect(self.open_selected)
@@ -104,13 +98,7 @@ class HistoryWindow(QtWidgets.QMainWindow):
         return box
 
     def _build_progress(self) -> QtWidgets.QWidget:
-        box = QtWidgets.QWidget()
-        col = QtWidgets.QVBoxLayout(box)
-        col.setContentsMargins(0, 0, 0, 0)
-        head = QtWidgets.QHBoxLayout()
-        caption = QtWidgets.QLabel("Progress")
-        caption.setFont(font(13, bold=True))
-        head.addWidget(caption)
+        box, col, head = section("Progress")
         self.exercise_combo = QtWidgets.QComboBox()
         self.exercise_combo.setFont(font(12))
         self.exercise_combo.setToolTip("Exercises are charted apart: a hip dip drops on purpose, a squat should not")

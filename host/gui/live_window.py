@@ -27,13 +27,13 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from host.processing.exercise import THRESHOLD_DEFAULT_DEG, THRESHOLD_MAX_DEG, THRESHOLD_MIN_DEG
-from host.gui.qt_common import COLORS, font, swatch, window_frame
+from host.gui.qt_common import COLORS, fixed_plot, font, swatch, window_frame
 from host.sinks.live import LiveBuffer, LiveStatus, describe_obliquity
 
 log = logging.getLogger(__name__)
 
 PLOT_WINDOW_S = 10.0
-REFRESH_HZ = 60.0        # redraw rate, independent of the sample rate (design notes: fixed axis, 59 fps)
+REFRESH_HZ = 60.0        # redraw rate, independent of the sample rate (docs/architecture.md, library facts: fixed axis, 59 fps)
 BASE_RANGE_DEG = 15.0    # y axis spans +-15 deg unless the data or a threshold needs more
 LOSS_WINDOW_S = 5.0      # packet loss rate is judged over this much recent time
 LOSS_WARN, LOSS_BAD = 0.01, 0.05   # lost fraction: amber from 1 %, red from 5 %
@@ -223,11 +223,8 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _build_plot(self) -> pg.PlotWidget:
         self.plot = pg.PlotWidget(background=COLORS["background"])
-        item = self.plot.getPlotItem()
-        # A fixed relative axis without a grid: scrolling axes and grids cost 3-4x the CPU (design notes).
-        item.setMouseEnabled(x=False, y=False)
-        item.setMenuEnabled(False)
-        item.hideButtons()
+        # A fixed relative axis without a grid: scrolling axes and grids cost 3-4x the CPU (docs/architecture.md, library facts).
+        item = fixed_plot(self.plot)
         item.showGrid(x=False, y=False)
         item.setXRange(-PLOT_WINDOW_S, 0.0, padding=0)
         item.layout.setContentsMargins(4, 12, 16, 4)   # room for the overhanging end labels

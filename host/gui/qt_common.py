@@ -44,3 +44,26 @@ def window_frame(window: QtWidgets.QMainWindow, title: str, width: int, height: 
     root.setContentsMargins(12, 8, 12, 8)
     root.setSpacing(6)
     return root
+
+
+def fixed_plot(plot_widget) -> object:
+    """The plot item of a pyqtgraph PlotWidget that the user cannot pan, zoom or open a menu on
+    (a patient's click must not move the view)."""
+    item = plot_widget.getPlotItem()
+    item.setMouseEnabled(x=False, y=False)
+    item.setMenuEnabled(False)
+    item.hideButtons()
+    return item
+
+
+def section(caption: str, stretch: int = 0) -> tuple[QtWidgets.QWidget, QtWidgets.QVBoxLayout, QtWidgets.QHBoxLayout]:
+    """A widget with a bold caption row on top: (widget, its column, the caption row to add to;
+    the caller adds the row to the column once it has put its controls beside the caption)."""
+    box = QtWidgets.QWidget()
+    col = QtWidgets.QVBoxLayout(box)
+    col.setContentsMargins(0, 0, 0, 0)
+    head = QtWidgets.QHBoxLayout()
+    label = QtWidgets.QLabel(caption)
+    label.setFont(font(13, bold=True))
+    head.addWidget(label, stretch=stretch)
+    return box, col, head

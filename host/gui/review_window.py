@@ -20,7 +20,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from host import store
 from host.errors import UserError
-from host.gui.qt_common import COLORS, font, window_frame
+from host.gui.qt_common import COLORS, fixed_plot, font, window_frame
 from host.gui.review_model import BlockReview, exercise_name, load_block_review
 from host.sinks.live import describe_obliquity
 
@@ -74,6 +74,33 @@ class ReviewWindow(QtWidgets.QMainWindow):
         self.replays: list = []          # (window, session, thread, connection) of running replays
         root = window_frame(self, f"hiplevel — session {session.id} ({session.patient})", 1320, 860)
 
+        root.addLayout(self._build_top(session))
+        root.addLayout(self._build_readout())
+        body = QtWidgets.QHBoxLayout()
+        plots = QtWidgets.QVBoxLayout()
+        plots.addWidget(self._build_window_plot(), stretch=4)
+        self.legend_label = QtWidgets.QLabel(self._legend())
+        self.legend_label.setFont(font(11))
+        self.legend_label.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        plots.addWidget(self.legend_label)
+        plots.addWidget(self._build_overview(), stretch=1)
+        plots.addLayout(self._build_slider_row())
+        body.addLayout(plots, stretch=1)
+        body.addWidget(self._build_side(), stretch=0)
+        root.addLayout(body, stretch=1)
+
+        self.status_label = QtWidgets.QLabel()
+        self.status_label.setFont(font(12))
+        self.status_label.setWordWrap(True)
+        root.addWidget(self.status_label)
+
+        self._show_title()
+        self._on_block(self.block_combo.currentIndex())
+
+    # -- construction ------------------------------------------------------------------------------
+
+    def _build_top(self, session: store.SessionInfo) -> QtWidgets.QHBoxLayout:
+        """Title, the block picker (several blocks only), replay speed and the Replay button."""
         top = QtWidgets.QHBoxLayout()
         self.title_label = QtWidgets.QLabel()
         self.title_label.setFont(font(14, bold=True))
@@ -98,8 +125,10 @@ class ReviewWindow(QtWidgets.QMainWindow):
         self.replay_button.clicked.connect(self.start_replay)
         self.replay_button.setEnabled(False)   # once the block is loaded
         top.addWidget(self.replay_button)
-        root.addLayout(top)
+        return top
 
+    def _build_readout(self) -> QtWidgets.QHBoxLayout:
+        """The angle at the slider in large type, with its time and rep beside it."""
         big = QtWidgets.QHBoxLayout()
         self.angle_label = QtWidgets.QLabel("Computing the angle curve…")
         self.angle_label.setFont(font(36, bold=True))
@@ -114,16 +143,9 @@ class ReviewWindow(QtWidgets.QMainWindow):
         info.addWidget(self.time_label)
         info.addWidget(self.rep_label)
         big.addLayout(info, stretch=1)
-        root.addLayout(big)
+        return big
 
-        body = QtWidgets.QHBoxLayout()
-        plots = QtWidgets.QVBoxLayout()
-        plots.addWidget(self._build_window_plot(), stretch=4)
-        self.legend_label = QtWidgets.QLabel(self._legend())
-        self.legend_label.setFont(font(11))
-        self.legend_label.setTextFormat(QtCore.Qt.TextFormat.RichText)
-        plots.addWidget(self.legend_label)
-        plots.addWidget(self._build_overview(), stretch=1)
+    def _build_slider_row(self) -> QtWidgets.QHBoxLayout:
         slider_row = QtWidgets.QHBoxLayout()
         self.slider = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
         self.slider.setSingleStep(SLIDER_STEP_MS)
@@ -140,20 +162,7 @@ class ReviewWindow(QtWidgets.QMainWindow):
         self.slider_label.setFont(font(12))
         self.slider_label.setMinimumWidth(130)
         slider_row.addWidget(self.slider_label)
-        plots.addLayout(slider_row)
-        body.addLayout(plots, stretch=1)
-        body.addWidget(self._build_side(), stretch=0)
-        root.addLayout(body, stretch=1)
-
-        self.status_label = QtWidgets.QLabel()
-        self.status_label.setFont(font(12))
-        self.status_label.setWordWrap(True)
-        root.addWidget(self.status_label)
-
-        self._show_title()
-        self._on_block(self.block_combo.currentIndex())
-
-    # -- construction ------------------------------------------------------------------------------
+        return slider_row
 
     def _style_axes(self, item, left: str, bottom: str) -> None:
         item.getAxis("left").setWidth(70)   # the same in both plots, so their time axes line up
@@ -168,10 +177,7 @@ class ReviewWindow(QtWidgets.QMainWindow):
 
     def _build_window_plot(self) -> pg.PlotWidget:
         self.plot = pg.PlotWidget(background=COLORS["background"])
-        item = self.plot.getPlotItem()
-        item.setMouseEnabled(x=False, y=False)
-        item.setMenuEnabled(False)
-        item.hideButtons()
+        item = fixed_plot(self.plot)
         item.showGrid(x=True, y=True, alpha=0.15)
         self._style_axes(item, "left hip low  ←  degrees  →  right hip low", "seconds since the start of the block")
         item.addItem(pg.InfiniteLine(pos=0.0, angle=0, pen=pg.mkPen(COLORS["level"], width=1)), ignoreBounds=True)
@@ -189,10 +195,7 @@ class ReviewWindow(QtWidgets.QMainWindow):
         self.overview = pg.PlotWidget(background=COLORS["background"])
         self.overview.setMinimumHeight(120)
         self.overview.setMaximumHeight(170)
-        item = self.overview.getPlotItem()
-        item.setMouseEnabled(x=False, y=False)
-        item.setMenuEnabled(False)
-        item.hideButtons()
+        item = fixed_plot(self.overview)
         self._style_axes(item, "°", "whole block (click to jump)")
         self.overview_curve = item.plot([], [], pen=pg.mkPen(COLORS["curve"], width=1), connect="finite",
                                         autoDownsample=True, downsampleMethod="peak")
@@ -293,28 +296,60 @@ class ReviewWindow(QtWidgets.QMainWindow):
         for parent, shape in self._shapes:
             parent.removeItem(shape)
         self._shapes = []
-
         self.curve.setData(r.t_s, r.obliquity_deg)
         self.overview_curve.setData(r.t_s, r.obliquity_deg)
+        self._draw_limits(r)
+        self._draw_cues(r, (item, ov))
+        half = self._half_range(r)
+        self._draw_reps(r, item, half)
+        self._draw_markers(r, item)
+        item.setYRange(-half, half, padding=0)
+        ov.setYRange(-half, half, padding=0)
+        ov.setXRange(0.0, max(r.end_t_s, WINDOW_S), padding=0.01)
+        ov.getAxis("left").setTicks([[(-half, f"{-half:g}"), (0, "0"), (half, f"{half:g}")], []])
+
+        self._fill_reps(r)
+        self._fill_stats(r)
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, int(round(r.end_t_s * 1000)))
+        self.slider.blockSignals(False)
+        self.slider.setEnabled(True)
+        self.replay_button.setEnabled(b.frame_count > 0)
+        self.status_label.setText(self._notes(r))
+        # start at the first rep (or the first angle), where there is something to see
+        first = next((float(x["t"]) - float(x.get("duration_s") or 0.0) for x in r.reps if x.get("t") is not None),
+                     float(r.t_s[0]) if len(r.t_s) else 0.0)
+        self.set_time(max(0.0, first - 1.0))
+        self.curve_ready.emit()
+
+    def _draw_limits(self, r: BlockReview) -> None:
         # limits as drawn in the live window: right drop up (+), left drop down (-); free side solid
         for side, sign in (("right", 1.0), ("left", -1.0)):
             xs, ys = r.thresholds[side]
-            free = side == b.free_side
+            free = side == r.block.free_side
             self.limit_curves[side].setData(xs, sign * ys)
             self.limit_curves[side].setPen(pg.mkPen(
                 COLORS["limit"], width=3 if free else 1.5,
                 style=QtCore.Qt.PenStyle.SolidLine if free else QtCore.Qt.PenStyle.DashLine))
+
+    def _draw_cues(self, r: BlockReview, parents) -> None:
         for a, c, audible in r.cues:
-            for parent in (item, ov):
+            for parent in parents:
                 band = pg.LinearRegionItem(values=(a, c), movable=False, pen=pg.mkPen(None),
                                            brush=pg.mkBrush(*(SOUNDING_CUE if audible else SILENT_CUE)))
                 band.setZValue(-10)
                 parent.addItem(band, ignoreBounds=True)
                 self._shapes.append((parent, band))
+
+    @staticmethod
+    def _half_range(r: BlockReview) -> float:
+        """Half the y span: the largest angle or limit, rounded up to 5 deg, with room for brackets."""
         finite = r.obliquity_deg[np.isfinite(r.obliquity_deg)]
         peak = max([float(np.max(np.abs(finite))) + 1.0] if finite.size else [0.0])
         peak = max(peak, *(float(np.max(ys)) + 2.0 for _, ys in r.thresholds.values()))
-        half = max(10.0, 5.0 * math.ceil((peak + 1.0) / 5.0))   # room above for the rep brackets
+        return max(10.0, 5.0 * math.ceil((peak + 1.0) / 5.0))
+
+    def _draw_reps(self, r: BlockReview, item, half: float) -> None:
         for rep in r.reps:
             if rep.get("t") is None:
                 continue
@@ -332,6 +367,8 @@ class ReviewWindow(QtWidgets.QMainWindow):
             for shape in (bracket, label):
                 item.addItem(shape, ignoreBounds=True)
                 self._shapes.append((item, shape))
+
+    def _draw_markers(self, r: BlockReview, item) -> None:
         for m in r.markers:
             if m.get("t_s") is None:
                 continue
@@ -342,36 +379,21 @@ class ReviewWindow(QtWidgets.QMainWindow):
             item.addItem(line, ignoreBounds=True)
             self._shapes.append((item, line))
 
-        item.setYRange(-half, half, padding=0)
-        ov.setYRange(-half, half, padding=0)
-        ov.setXRange(0.0, max(r.end_t_s, WINDOW_S), padding=0.01)
-        ov.getAxis("left").setTicks([[(-half, f"{-half:g}"), (0, "0"), (half, f"{half:g}")], []])
-
-        self._fill_reps(r)
-        self._fill_stats(r)
-        self.slider.blockSignals(True)
-        self.slider.setRange(0, int(round(r.end_t_s * 1000)))
-        self.slider.blockSignals(False)
-        self.slider.setEnabled(True)
-        self.replay_button.setEnabled(b.frame_count > 0)
+    @staticmethod
+    def _notes(r: BlockReview) -> str:
         notes = []
         if not len(r.t_s):
             notes.append("No angle data: the block ended before calibration.")
         if r.comparison is not None and not r.comparison.same:
             notes.append("The curve is a re-analysis with the stored settings and differs from what happened "
                          f"live (were settings changed during the block?): {r.comparison.sentence()}")
-        if b.status == "interrupted":
+        if r.block.status == "interrupted":
             notes.append("This recording was interrupted; everything up to then is shown.")
         if not notes:
             n_cues = len(r.cues)
             notes.append(f"{len(r.t_s)} samples, {len(r.reps)} rep{'s' * (len(r.reps) != 1)}, {n_cues} cue "
                          f"period{'s' * (n_cues != 1)} (curve computed in {r.replay_wall_s:.1f} s).")
-        self.status_label.setText(" ".join(notes))
-        # start at the first rep (or the first angle), where there is something to see
-        first = next((float(x["t"]) - float(x.get("duration_s") or 0.0) for x in r.reps if x.get("t") is not None),
-                     float(r.t_s[0]) if len(r.t_s) else 0.0)
-        self.set_time(max(0.0, first - 1.0))
-        self.curve_ready.emit()
+        return " ".join(notes)
 
     def _fill_reps(self, r: BlockReview) -> None:
         t = self.rep_table

@@ -413,19 +413,3 @@ def make_calibration(method: str, rate_hz: float, still_s: float = 2.0):
     if method == "standing":
         return StandingCalibration(rate_hz, still_s)
     raise ValueError(f"unknown calibration {method!r}; choose from {', '.join(METHODS)}")
-
-
-def pelvis_angles_deg(cal: CalibrationResult, quat_wxyz) -> tuple[float, float]:
-    """(obliquity_deg, forward_tilt_deg) from the current orientation (w-x-y-z, sensor->earth).
-    Obliquity = elevation of the left axis (positive = left high); forward tilt = minus the elevation
-    of the forward axis (positive = leaning forward). The elevation of a sensor-frame axis a is
-    asin(a . up_s), with up_s the earth's z in sensor coordinates (host.processing.estimators.up_in_sensor).
-    Plain floats, not numpy: this runs once per sample and 3-vectors are far cheaper this way."""
-    w, x, y, z = quat_wxyz.tolist() if hasattr(quat_wxyz, "tolist") else quat_wxyz
-    ux, uy, uz = 2.0 * (x * z - w * y), 2.0 * (y * z + w * x), w * w - x * x - y * y + z * z
-    lx, ly, lz = cal.left_s.tolist()
-    fx, fy, fz = cal.forward_s.tolist()
-    s_left = lx * ux + ly * uy + lz * uz
-    s_fwd = fx * ux + fy * uy + fz * uz
-    return (math.degrees(math.asin(min(1.0, max(-1.0, s_left)))),
-            -math.degrees(math.asin(min(1.0, max(-1.0, s_fwd)))))

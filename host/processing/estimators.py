@@ -67,7 +67,7 @@ class VqfEstimator:
     def __init__(self, rate_hz: float, **vqf_params):
         from vqf import VQF
         self.rate_hz = _check_rate(rate_hz)
-        # VQF takes the sample *period* and silently accepts a rate by mistake (design notes).
+        # VQF takes the sample *period* and silently accepts a rate by mistake (docs/architecture.md, library facts).
         self._vqf = VQF(1.0 / self.rate_hz, **vqf_params)
         # vqf rejects lists, float32 and non-contiguous arrays: convert into our own float64 buffers
         self._gyr = np.zeros(3)
@@ -171,7 +171,7 @@ class MadgwickEstimator(_AhrsEstimator):
     def __init__(self, rate_hz: float, gain: float = 0.033):
         super().__init__(rate_hz)
         from ahrs.filters import Madgwick
-        # ahrs assumes 100 Hz unless told: 85 deg error on 285 Hz data (design notes)
+        # ahrs assumes 100 Hz unless told: 85 deg error on 285 Hz data (docs/architecture.md, library facts)
         self._filter = Madgwick(frequency=self.rate_hz, gain=gain)
 
     def _step(self, q, gyr_rads, acc_ms2):

@@ -46,6 +46,11 @@ def free_side_of(stance: str) -> str:
     return "right" if stance == "left" else "left"
 
 
+def free_threshold_of(settings) -> float:
+    """The threshold of the free side, for anything with stance and threshold_{left,right}_deg."""
+    return getattr(settings, f"threshold_{free_side_of(settings.stance)}_deg")
+
+
 @dataclass
 class ExerciseConfig:
     exercise: str = "hip-dip"
@@ -89,7 +94,7 @@ class ExerciseConfig:
 
     @property
     def threshold_deg(self) -> float:
-        return self.threshold_right_deg if self.free_side == "right" else self.threshold_left_deg
+        return free_threshold_of(self)
 
     @property
     def rep_start_deg(self) -> float:

@@ -1,7 +1,9 @@
 """The per-sample processing chain, identical whatever the sensor link.
 
-In: `SampleBatch`es from host.protocol.frames.SampleDecoder (physical units, device timestamps, lost-sample
-counts), via `process(batch)`. Each sample goes
+In: raw frames via `feed_frame(decoder, frame_bytes, t_host_s)`, which decodes them with a
+host.protocol.frames.SampleDecoder (an INFO frame sets the rate; DATA frames give `SampleBatch`es in
+physical units with device timestamps and lost-sample counts) and runs each batch through
+`process(batch)`. Each sample goes
   orientation estimator -> mounting calibration (host.processing.calibration) -> pelvic angles -> exercise logic
 and out come: events (dicts, passed to `emit`), one row per sample in the live buffer (for the plot
 or console view), cue decisions to the `cue` sink (audio), and optionally a per-sample angle trace.
@@ -18,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 
-from host.processing.calibration import CALIBRATED, DEFAULT_METHOD, FAILED, make_calibration, pelvis_angles_deg
+from host.processing.angles import pelvis_angles_deg
+from host.processing.calibration import CALIBRATED, DEFAULT_METHOD, FAILED, make_calibration
 from host.processing.estimators import DEFAULT_ESTIMATOR, make_estimator
 from host.processing.exercise import Exercise, ExerciseConfig, threshold_in_range
 from host.sinks.live import LiveBuffer

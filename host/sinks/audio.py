@@ -5,7 +5,7 @@ pipeline thread; each call only stores a small immutable tuple (one atomic attri
 lock). Sound leaves through one persistent `sounddevice.OutputStream` (stereo float32, 48 kHz,
 480-frame blocks) whose callback, in PortAudio's thread, reads those tuples and synthesises the
 next block. One long-lived stream with a synthesising callback had no dropouts in our trials;
-`sd.play()` per beep cut beeps short (design notes).
+`sd.play()` per beep cut beeps short (docs/architecture.md, library facts).
 
 Sounds:
 - fault tone: fundamental plus 2nd and 3rd harmonics (a reedy, insistent timbre), pitch from

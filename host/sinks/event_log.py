@@ -1,8 +1,11 @@
 """JSON-lines event log: one object per line, written and flushed as each event happens, so a
 reader can follow it live and a crash loses nothing already said.
 
-Every event has "event" (its kind) and "t" (device seconds since the stream's first sample).
-Kinds: calibrated, rep, cue_on, cue_off, gap, connected, disconnected, end (see docs/events.md).
+Every event has "event" (its kind) and "t" (device seconds since the stream's first sample). The
+kinds and their fields are documented in docs/events.md (tests/sinks/test_event_docs.py checks that
+every kind the code emits is there): link (connected, disconnected, reconnecting, backfill,
+sensor_restarted, gave_up, gap), calibration (calibrated, calibration_failed), exercise (cue_on,
+cue_off, rep, set_summary, threshold_changed) and end.
 """
 from __future__ import annotations
 

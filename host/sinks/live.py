@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from host.processing.exercise import THRESHOLD_DEFAULT_DEG, free_side_of
+from host.processing.exercise import THRESHOLD_DEFAULT_DEG, free_side_of, free_threshold_of
 
 
 LEVEL_BAND_DEG = 1.0  # below this the patient's text says "Level" rather than "Right hip 0° low"
@@ -55,7 +55,7 @@ class LiveStatus:
 
     @property
     def free_threshold_deg(self) -> float:
-        return self.threshold_right_deg if self.free_side == "right" else self.threshold_left_deg
+        return free_threshold_of(self)
 
 
 class LiveBuffer:
