@@ -344,8 +344,6 @@ class MainWindow(QtWidgets.QMainWindow):
         # A therapist's marker ("she felt pain here"): stored with the recording, shown in the
         # review and the report. M in the window does the same.
         self.marker_button = self._command_button(form, "add_marker", "Mark this moment (M)", self._on_marker)
-        if self.marker_button is not None:
-            QtGui.QShortcut(QtGui.QKeySequence("M"), self, activated=self._on_marker)
         self.tilt_check = QtWidgets.QCheckBox("Show forward tilt")
         self.tilt_check.setFont(font(12))
         self.tilt_check.toggled.connect(self._on_tilt)
@@ -650,6 +648,13 @@ class MainWindow(QtWidgets.QMainWindow):
                 w.setEnabled(False)
         # The last plot stays as drawn; nothing new will arrive, so stop spending CPU on redraws.
         self.timer.stop()
+
+    def keyPressEvent(self, event: QtGui.QKeyEvent) -> None:
+        # Only keys no widget took reach the window, so typing an M in the patient field stays a letter.
+        if event.key() == QtCore.Qt.Key.Key_M and self.marker_button is not None:
+            self._on_marker()
+            return
+        super().keyPressEvent(event)
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         self.timer.stop()

@@ -394,6 +394,37 @@ def test_live_window_patient_field_relabels_the_recorded_session(qtbot, rec, tmp
     conn.close()
 
 
+def test_live_window_marker_is_stored_with_the_recording(qtbot, tmp_path):
+    # The window's "Mark this moment" button and its M key put a therapist's marker into the
+    # recording at the sensor time of the latest sample (docs/sessions.md, markers table).
+    db = tmp_path / "markers.sqlite"
+    recorder = Recorder(db, "P-9", source="simulated sensor")
+    recorder.start_block(settings_of(PipelineConfig()))
+    session = StreamRunner(MemoryTransport([]), PipelineConfig(), recorder=recorder)
+    frames = sim_frames("hip-dip", "left", [6], seed=4)
+    for frame in frames[:300]:                    # 4 samples a frame at 200 Hz: ~6 s of data
+        recorder.frame(1.0, frame)
+        session.pipeline.feed_frame(session.decoder, frame)
+    w = MainWindow(LiveBuffer(), SessionControls(session, None, recorder))
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    t_first = session.pipeline.t_s
+    qtbot.mouseClick(w.marker_button, QtCore.Qt.MouseButton.LeftButton)
+    assert "Marker 1 set" in w.status_label.text()
+    for frame in frames[300:350]:
+        session.pipeline.feed_frame(session.decoder, frame)
+    qtbot.keyClick(w, QtCore.Qt.Key.Key_M)
+    recorder.close()
+    conn = store.connect(db)
+    (s,) = store.list_sessions(conn, "P-9")
+    marks = store.markers(conn, s.blocks[0].id)
+    conn.close()
+    assert [m["label"] for m in marks] == ["Marker 1", "Marker 2"]
+    assert marks[0]["t_s"] == pytest.approx(t_first) and t_first > 5.0
+    assert marks[1]["t_s"] == pytest.approx(t_first + 50 * 4 / 200, abs=0.01)
+
+
 def test_live_window_has_no_patient_field_when_not_recording(qtbot):
     w = MainWindow(LiveBuffer(), SessionControls(None, None, None))
     qtbot.addWidget(w)
