@@ -149,6 +149,11 @@ class EnclosureParams:
         return self.body_height_mm + self.lid_mm
 
     @property
+    def total_thickness_mm(self) -> float:
+        """From the clip's outer face to the top of the embossed axes."""
+        return self.clip_thickness_mm + self.clip_gap_mm + self.case_height_mm + self.mark_height_mm
+
+    @property
     def usb_centre_z_mm(self) -> float:
         return self.pcb_top_z_mm + self.usb_height_mm / 2
 
