@@ -8,8 +8,9 @@ the assembly STEP, never printed). `export_parts` writes STL (print) and STEP (e
 Layout (frame in params.py): the board lies at the bottom, component side towards the face, its
 USB-C connector through the bottom wall; a rib with the middle screw and a notch for the cell
 leads separates it from the cell above; the top block holds the second screw; the clip's root is
-at the top of the back so the device is pushed down over the belt. Prints without supports on its
-long side (the clip then bends across its layers, not between them).
+at the top of the back so the device is pushed down over the belt. The body prints on its long
+side without supports (the side wall over each pocket is a short bridge; the clip then bends
+along its layers, not between them); the lid prints face up.
 """
 
 from __future__ import annotations
@@ -114,18 +115,21 @@ def _body(p: EnclosureParams) -> Part:
 
 
 def _clip(p: EnclosureParams) -> Part:
-    """Tongue behind the belt, joined to the back at the top, with a ramped retaining bump."""
-    L, cw = p.outer_length_mm, p.clip_width_mm / 2
+    """Tongue behind the belt, joined to the back at the top, with a ramped retaining bump.
+
+    As wide as the case and cut to the same rounded outline, so that printed on its long side the
+    clip lies on the bed with the case (no supports, and the tongue bends along its layers)."""
+    L, w = p.outer_length_mm, p.outer_width_mm / 2 + 1.0
     gap = p.clip_gap_mm
-    root = box(-cw, cw, L - p.clip_root_mm, L, -gap - _EPS, _EPS)
-    tongue = box(-cw, cw, p.clip_tip_mm, L, -gap - p.clip_thickness_mm, -gap)
+    root = box(-w, w, L - p.clip_root_mm, L, -gap - _EPS, _EPS)
+    tongue = box(-w, w, p.clip_tip_mm, L, -gap - p.clip_thickness_mm, -gap)
     # Bump profile in the y-z plane: a long ramp facing the bottom (the belt enters from there)
     # and a steep face towards the belt once it is in.
     y0, bl, bh = p.clip_tip_mm, p.clip_bump_length_mm, p.clip_bump_mm
     profile = Polygon((y0, -gap - _EPS), (y0 + bl, -gap - _EPS), (y0 + 0.75 * bl, -gap + bh),
                       (y0 + 0.6 * bl, -gap + bh), align=None)
-    bump = extrude(Plane.YZ.offset(-cw) * profile, 2 * cw)
-    return root + tongue + bump
+    bump = extrude(Plane.YZ.offset(-w) * profile, 2 * w)
+    return (root + tongue + bump) & _outline(p, -gap - p.clip_thickness_mm - 1.0, 1.0)
 
 
 def _stroke(a: tuple[float, float], b: tuple[float, float], w: float) -> Sketch:

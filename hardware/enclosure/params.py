@@ -69,10 +69,10 @@ class EnclosureParams:
     light_pipe_mm: float = 3.0             # rod diameter
     light_pipe_fit_mm: float = 0.1         # hole is this much larger than the rod
     light_pipe_gap_mm: float = 0.3         # rod end to LED top
-    # --- belt clip on the back: a tongue joined at the top, open at the bottom ---
+    # --- belt clip on the back: a tongue joined at the top, open at the bottom. It is as wide as
+    #     the case, so the body prints on its long side with clip and case on the bed. ---
     belt_width_mm: float = 50.0            # widest belt it must take (40-50 mm belts)
     clip_gap_mm: float = 3.5               # belt thickness it grips (a 3.5-4 mm belt)
-    clip_width_mm: float = 18.0
     clip_thickness_mm: float = 2.4
     clip_root_mm: float = 6.0              # length of the block joining tongue and back
     clip_tip_mm: float = 1.0               # tongue ends this far above the bottom end
@@ -190,9 +190,6 @@ class EnclosureParams:
             raise ValueError(
                 f"The clip leaves {self.belt_room_mm:.1f} mm for the belt, less than belt_width_mm "
                 f"= {self.belt_width_mm:g}: lengthen top_block_mm or shorten clip_root_mm.")
-        if self.clip_width_mm > self.outer_width_mm:
-            raise ValueError(f"clip_width_mm ({self.clip_width_mm:g}) is wider than the case "
-                             f"({self.outer_width_mm:.2f} mm).")
         pipe_r = (self.light_pipe_mm + self.light_pipe_fit_mm) / 2
         if abs(self.led_x_mm) - pipe_r < self.usb_width_mm / 2:
             raise ValueError("The light pipe over the LED would hit the USB-C connector: move "

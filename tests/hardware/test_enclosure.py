@@ -150,7 +150,7 @@ def test_usb_opening_lines_up_with_the_connector(parts, shell):
 def test_clip_takes_a_50_mm_belt_and_refuses_dimensions_that_would_not(parts):
     p = parts.params
     top = p.outer_length_mm - p.clip_root_mm
-    belt = box(-p.clip_width_mm / 2 - 1, p.clip_width_mm / 2 + 1, top - p.belt_width_mm, top,
+    belt = box(-p.outer_width_mm / 2 - 1, p.outer_width_mm / 2 + 1, top - p.belt_width_mm, top,
                -p.clip_gap_mm + 0.05, -0.05)
     assert _overlap(parts.body, belt) < 1e-6
     # the belt is held: the root closes the gap above it, the bump narrows it below
