@@ -60,6 +60,7 @@ class EnclosureParams:
     wire_notch_x_mm: float = -5.0          # notch centre from the centre line
     top_block_mm: float = 6.5              # solid top end; holds the top screw
     # --- screws: 2 x ISO 7049 ST2.2 x 6.5 pan head, self-tapping into the body ---
+    screw_length_mm: float = 6.5           # under the head
     screw_pilot_mm: float = 1.8            # pilot hole in the body (PETG)
     screw_pilot_depth_mm: float = 6.0
     screw_clearance_mm: float = 2.4        # hole in the lid
@@ -203,6 +204,14 @@ class EnclosureParams:
                              "of the wall).")
         if self.screw_pilot_depth_mm >= self.body_height_mm:
             raise ValueError("screw_pilot_depth_mm would go through the back of the body.")
+        thread_in_body = self.screw_length_mm - (self.lid_mm - self.screw_head_depth_mm)
+        if thread_in_body > self.screw_pilot_depth_mm:
+            raise ValueError(f"The screws would reach {thread_in_body:.1f} mm into the body, deeper "
+                             f"than the {self.screw_pilot_depth_mm:g} mm pilot holes: use shorter "
+                             "screws or deeper holes.")
+        if thread_in_body < 3.0:
+            raise ValueError(f"The screws would hold only {thread_in_body:.1f} mm of thread in the "
+                             "body: use longer screws.")
         if self.screw_head_depth_mm >= self.lid_mm:
             raise ValueError("screw_head_depth_mm must be less than lid_mm.")
         head_r = self.screw_head_mm / 2

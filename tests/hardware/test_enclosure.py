@@ -100,6 +100,20 @@ def test_board_and_cell_fit_their_pockets_with_clearance(parts, shell):
     assert parts.light_pipe.bounding_box().min.Z - led_top == pytest.approx(p.light_pipe_gap_mm)
 
 
+def test_the_250_mah_cell_variant_builds_and_fits():
+    """The bill of materials' alternative cell (502030, 30 x 20 x 5 mm) with its --set values."""
+    variant = build_parts(EnclosureParams(cell_length_mm=30.5, cell_width_mm=20.5,
+                                          cell_thickness_mm=5.2))
+    p = variant.params
+    assert variant.body.is_valid and variant.lid.is_valid and variant.body.is_manifold
+    shell = variant.body + variant.lid + variant.light_pipe
+    assert _overlap(shell, variant.cell) < 1e-6 and _overlap(shell, variant.board) < 1e-6
+    assert (p.outer_width_mm, p.outer_length_mm) == pytest.approx((25.1, 66.1))  # bom.md
+    assert p.case_height_mm == pytest.approx(9.96)
+    with pytest.raises(ValueError, match="screws"):
+        EnclosureParams(screw_length_mm=10).check()
+
+
 def _face_grid(lo, hi, n=6):
     return np.linspace(lo + 0.2, hi - 0.2, n)
 
