@@ -127,7 +127,8 @@ def drawing_svg(p: EnclosureParams | None = None) -> str:
     s.label(*A(-hc, p.cell_y0_mm + 1.5), left, A(0, p.cell_y0_mm + 6)[1],
             "cell leads end (protection circuit)")
     x0, y0 = p.screw_xy_mm[1]
-    s.label(*A(x0 + p.screw_head_mm / 2, y0), right, A(0, y0 + 2)[1], f"screw ST2.2 x {p.screw_length_mm:g}")
+    s.label(*A(x0 + p.screw_head_mm / 2, y0), right, A(0, y0 + 2)[1],
+            f"screw ST2.2 x {p.screw_length_mm:g}")
     s.label(*A(iw, p.cell_y1_mm - 4), right, A(0, p.cell_y1_mm - 6)[1],
             "foam tape under the cell")
     # axes as printed on the lid

@@ -194,7 +194,8 @@ class EnclosureParams:
         pipe_r = (self.light_pipe_mm + self.light_pipe_fit_mm) / 2
         if abs(self.led_x_mm) - pipe_r < self.usb_width_mm / 2:
             raise ValueError("The light pipe over the LED would hit the USB-C connector: move "
-                             "led_x_mm further from the centre line or use a thinner light_pipe_mm.")
+                             "led_x_mm further from the centre line or use a thinner "
+                             "light_pipe_mm.")
         if self.plug_relief_width_mm > self.inner_width_mm:
             raise ValueError(f"plug_relief_width_mm ({self.plug_relief_width_mm:g}) is wider than "
                              f"the pocket ({self.inner_width_mm:.2f} mm): the bottom wall would "
@@ -206,9 +207,9 @@ class EnclosureParams:
             raise ValueError("screw_pilot_depth_mm would go through the back of the body.")
         thread_in_body = self.screw_length_mm - (self.lid_mm - self.screw_head_depth_mm)
         if thread_in_body > self.screw_pilot_depth_mm:
-            raise ValueError(f"The screws would reach {thread_in_body:.1f} mm into the body, deeper "
-                             f"than the {self.screw_pilot_depth_mm:g} mm pilot holes: use shorter "
-                             "screws or deeper holes.")
+            raise ValueError(f"The screws would reach {thread_in_body:.1f} mm into the body, "
+                             f"deeper than the {self.screw_pilot_depth_mm:g} mm pilot holes: use "
+                             "shorter screws or deeper holes.")
         if thread_in_body < 3.0:
             raise ValueError(f"The screws would hold only {thread_in_body:.1f} mm of thread in the "
                              "body: use longer screws.")
@@ -221,9 +222,6 @@ class EnclosureParams:
         if abs(self.wire_notch_x_mm) - self.wire_notch_width_mm / 2 < self.screw_pilot_mm / 2 + 0.5:
             raise ValueError("The wire notch would cut into the middle screw's hole: move "
                              "wire_notch_x_mm away from the centre line.")
-
-    def replace(self, **changes: float) -> "EnclosureParams":
-        return dataclasses.replace(self, **changes)
 
 
 def parse_overrides(items: list[str]) -> dict[str, float]:

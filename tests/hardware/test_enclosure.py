@@ -209,7 +209,7 @@ def test_command_writes_files_that_reload(tmp_path, capsys, parts):
         tris = _stl_triangles(tmp_path / f"{name}.stl")
         assert f"{name}: volume" in out and f"{len(tris)} STL triangles" in out
         # watertight: every edge of the mesh belongs to exactly two triangles
-        verts, idx = np.unique(tris.reshape(-1, 3), axis=0, return_inverse=True)
+        _, idx = np.unique(tris.reshape(-1, 3), axis=0, return_inverse=True)
         t = idx.reshape(-1, 3)
         edges = np.sort(np.concatenate([t[:, [0, 1]], t[:, [1, 2]], t[:, [2, 0]]]), axis=1)
         _, uses = np.unique(edges, axis=0, return_counts=True)
@@ -236,7 +236,8 @@ def test_bad_dimension_on_the_command_line_is_one_sentence(capsys):
 def test_committed_drawing_is_current_and_names_the_parts():
     committed = (REPO / "hardware" / "drawing.svg").read_text(encoding="utf-8")
     assert committed == drawing_svg(EnclosureParams()), (
-        "hardware/drawing.svg is stale: python -m hardware.enclosure --drawing hardware/drawing.svg")
+        "hardware/drawing.svg is stale: rewrite it with "
+        "python -m hardware.enclosure --drawing hardware/drawing.svg")
     root = ET.fromstring(committed)
     texts = " ".join(t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text"))
     for word in ("BAT+", "BAT-", "USB-C", "RGB LED", "LiPo cell", "light pipe", "+x", "+y"):
