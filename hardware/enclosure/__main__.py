@@ -48,14 +48,20 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     # build123d (OpenCascade) takes a few seconds to import: only when building.
-    from hardware.enclosure.build import build_parts, export_parts
+    try:
+        from hardware.enclosure.build import build_parts, export_parts
+    except ImportError as e:
+        print(f"error: the CAD library is missing ({e.name}): install it with "
+              "`.venv/bin/pip install -e '.[cad]'` (make test installs it too).", file=sys.stderr)
+        return 2
     t_import = time.perf_counter() - t0
     parts = build_parts(params)
     t1 = time.perf_counter()
     try:
         written = export_parts(parts, args.out_dir)
     except OSError as e:
-        print(f"error: cannot write to {args.out_dir}: {e.strerror}.", file=sys.stderr)
+        print(f"error: cannot write the files to {args.out_dir}: {e.strerror or e}.",
+              file=sys.stderr)
         return 2
     t_export = time.perf_counter() - t1
     if args.drawing:

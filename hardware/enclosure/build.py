@@ -202,13 +202,17 @@ def build_parts(p: EnclosureParams | None = None) -> EnclosureParts:
 
 
 def export_parts(parts: EnclosureParts, out_dir: Path) -> dict[str, Path]:
-    """body.stl, lid.stl (to print), body.step, lid.step, assembly.step (with board, cell)."""
+    """body.stl, lid.stl (to print), body.step, lid.step, assembly.step (with board, cell).
+
+    Raises OSError when a file cannot be written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     for name, part in parts.printed.items():
         # 0.02 mm chord error: finer than a 0.4 mm nozzle prints, small files.
-        export_stl(part, out_dir / f"{name}.stl", tolerance=0.02, angular_tolerance=0.2)
-        export_step(part, out_dir / f"{name}.step")
+        ok = export_stl(part, out_dir / f"{name}.stl", tolerance=0.02, angular_tolerance=0.2)
+        ok = export_step(part, out_dir / f"{name}.step") and ok
+        if not ok:
+            raise OSError(f"OpenCascade could not write {name}.stl/.step in {out_dir}")
         written[f"{name}.stl"] = out_dir / f"{name}.stl"
         written[f"{name}.step"] = out_dir / f"{name}.step"
     labelled = []
@@ -217,7 +221,8 @@ def export_parts(parts: EnclosureParts, out_dir: Path) -> dict[str, Path]:
         part.label = name
         labelled.append(part)
     assembly = Compound(label="hiplevel_sensor", children=labelled)
-    export_step(assembly, out_dir / "assembly.step")
+    if not export_step(assembly, out_dir / "assembly.step"):
+        raise OSError(f"OpenCascade could not write assembly.step in {out_dir}")
     written["assembly.step"] = out_dir / "assembly.step"
     return written
 
