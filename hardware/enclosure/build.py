@@ -78,8 +78,8 @@ def board_reference(p: EnclosureParams) -> tuple[Part, Part]:
     lx, ly = p.led_xy_mm
     led = box(lx - 0.8, lx + 0.8, ly - 0.8, ly + 0.8, p.pcb_top_z_mm,
               p.pcb_top_z_mm + p.led_height_mm)
-    usb = box(-p.usb_width_mm / 2, p.usb_width_mm / 2, p.board_y0_mm,
-              p.board_y0_mm + p.usb_depth_mm, p.pcb_top_z_mm, p.pcb_top_z_mm + p.usb_height_mm)
+    usb = box(-p.usb_width_mm / 2, p.usb_width_mm / 2, p.usb_face_y_mm,
+              p.usb_face_y_mm + p.usb_depth_mm, p.pcb_top_z_mm, p.pcb_top_z_mm + p.usb_height_mm)
     return pcb + shield + led + usb, usb
 
 

@@ -91,48 +91,50 @@ def drawing_svg(p: EnclosureParams | None = None) -> str:
     # board, connector, LED
     hb = p.board_width_mm / 2
     rectA(-hb, p.board_y0_mm, hb, p.board_y1_mm, stroke=_BOARD, fill="#e8f5e9", width=0.4)
-    rectA(-p.usb_width_mm / 2, p.board_y0_mm - 0.4, p.usb_width_mm / 2,
-          p.board_y0_mm + p.usb_depth_mm, stroke=_USB, fill="#e0e0e0")
+    rectA(-p.usb_width_mm / 2, p.usb_face_y_mm, p.usb_width_mm / 2,
+          p.usb_face_y_mm + p.usb_depth_mm, stroke=_USB, fill="#e0e0e0")
     lx, ly = p.led_xy_mm
     s.circle(*A(lx, ly), p.light_pipe_mm / 2, _PIPE)
     s.circle(*A(lx, ly), 0.8, _RED, "#ffcdd2")
     # BAT pads on the back of the board (dashed: seen through the board)
-    pad_y = p.board_y1_mm - 4.0
-    pads = {"BAT+": (nx - 1.2, pad_y), "BAT-": (nx + 1.2, pad_y)}
+    pads = p.bat_pads_xy_mm
     for (x, y) in pads.values():
-        rectA(x - 0.6, y - 0.8, x + 0.6, y + 0.8, stroke=_BOARD, dash=True)
+        rectA(x - 0.7, y - 0.7, x + 0.7, y + 0.7, stroke=_BOARD, dash=True)
     # cell with its leads leaving the protection-circuit end (towards the board)
     hc = p.cell_width_mm / 2
     rectA(-hc, p.cell_y0_mm, hc, p.cell_y1_mm, stroke=_CELL, fill="#e3f2fd", width=0.4)
     rectA(-hc, p.cell_y0_mm, hc, p.cell_y0_mm + 3.0, stroke=_CELL, dash=True)
-    for (name, (x, y)), col, exit_x in ((("BAT+", pads["BAT+"]), _RED, nx - 1.2),
-                                        (("BAT-", pads["BAT-"]), _BLACK, nx + 1.2)):
-        route = [A(exit_x, p.cell_y0_mm + 1.5), A(exit_x, p.rib_y0_mm - 0.5), A(x, y)]
-        s.path(route, col, 0.45, dash=False)
+    # Leads leave the cell side by side, pass the notch and end on their pads (BAT- is nearer
+    # the USB-C end, so its lead runs on past BAT+).
+    for name, col, lane in (("BAT+", _RED, nx - 0.8), ("BAT-", _BLACK, nx + 0.8)):
+        x, y = pads[name]
+        route = [A(lane, p.cell_y0_mm + 1.5), A(lane, p.rib_y0_mm - 0.5),
+                 A(lane, y + 0.8 if name == "BAT+" else y), A(x, y)]
+        s.path(route, col, 0.45)
     s.text(*A(0, (p.cell_y0_mm + p.cell_y1_mm) / 2 + 1.5), "LiPo cell", 2.6, "middle")
     s.text(*A(0, (p.cell_y0_mm + p.cell_y1_mm) / 2 - 2.0),
-           f"{p.cell_length_mm:g} x {p.cell_width_mm:g} x {p.cell_thickness_mm:g} mm", 1.7,
+           f"{p.cell_length_mm:g} x {p.cell_width_mm:g} x {p.cell_thickness_mm:g}", 2.0,
            "middle")
-    s.text(*A(0, (p.board_y0_mm + p.board_y1_mm) / 2 + 2.5), "XIAO nRF52840 Sense", 2.2,
-           "middle")
-    s.text(*A(0, (p.board_y0_mm + p.board_y1_mm) / 2 - 0.5), "component side up", 2.0, "middle")
     # labels, left and right of the case
     left, right = ax0 - W / 2 - 3, ax0 + W / 2 + 3
+    board_mid = (p.board_y0_mm + p.board_y1_mm) / 2
+    s.label(*A(-hb + 1.5, board_mid), left, A(0, board_mid + 1)[1], "XIAO nRF52840 Sense,")
+    s.text(left, A(0, board_mid - 2)[1], "component side up", anchor="end")
     s.label(*A(lx, ly), right, A(0, ly)[1] + 1, "RGB LED, light pipe above")
     s.label(*A(0, 0.5), right, A(0, -3)[1], "USB-C opening")
-    s.label(*A(*pads["BAT+"]), left, A(0, pad_y + 3)[1], "BAT+ (red), on the back")
-    s.label(*A(*pads["BAT-"]), left, A(0, pad_y - 1)[1], "BAT- (black), on the back")
-    s.label(*A(nx, (p.rib_y0_mm + p.rib_y1_mm) / 2), left,
-            A(0, (p.rib_y0_mm + p.rib_y1_mm) / 2 + 3)[1], "leads through the rib's notch")
-    s.label(*A(-hc, p.cell_y0_mm + 1.5), left, A(0, p.cell_y0_mm + 6)[1],
-            "cell leads end (protection circuit)")
+    s.label(*A(*pads["BAT+"]), right, A(0, pads["BAT+"][1] + 2)[1], "BAT+ (red), on the back")
+    s.label(*A(*pads["BAT-"]), right, A(0, pads["BAT-"][1] - 1.5)[1], "BAT- (black), on the back")
+    s.label(*A(nx, (p.rib_y0_mm + p.rib_y1_mm) / 2), right,
+            A(0, (p.rib_y0_mm + p.rib_y1_mm) / 2)[1], "leads through the rib's notch")
+    s.label(*A(-hc + 1, p.cell_y0_mm + 1.5), left, A(0, p.cell_y0_mm + 4)[1],
+            "cell's leads end (protection circuit)")
     x0, y0 = p.screw_xy_mm[1]
     s.label(*A(x0 + p.screw_head_mm / 2, y0), right, A(0, y0 + 2)[1],
             f"screw ST2.2 x {p.screw_length_mm:g}")
     s.label(*A(iw, p.cell_y1_mm - 4), right, A(0, p.cell_y1_mm - 6)[1],
             "foam tape under the cell")
     # axes as printed on the lid
-    ox, oy = A(-W / 2 - 16, 1)
+    ox, oy = A(-W / 2 - 16, L - 14)
     s.path([(ox, oy), (ox + 8, oy)], _BLACK, 0.4, arrow=True)
     s.path([(ox, oy), (ox, oy - 8)], _BLACK, 0.4, arrow=True)
     s.circle(ox, oy, 1.0, _BLACK)
@@ -176,8 +178,8 @@ def drawing_svg(p: EnclosureParams | None = None) -> str:
     # board stack and cell
     rectB(p.board_z0_mm, p.board_y0_mm, p.pcb_top_z_mm, p.board_y1_mm, stroke=_BOARD,
           fill="#e8f5e9")
-    rectB(p.pcb_top_z_mm, p.board_y0_mm, p.pcb_top_z_mm + p.usb_height_mm,
-          p.board_y0_mm + p.usb_depth_mm, stroke=_USB, fill="#e0e0e0")
+    rectB(p.pcb_top_z_mm, p.usb_face_y_mm, p.pcb_top_z_mm + p.usb_height_mm,
+          p.usb_face_y_mm + p.usb_depth_mm, stroke=_USB, fill="#e0e0e0")
     rectB(p.floor_mm, p.cell_y0_mm, p.floor_mm + p.cell_thickness_mm, p.cell_y1_mm,
           stroke=_CELL, fill="#e3f2fd")
     pipe_z0 = H - p.light_pipe_length_mm

@@ -10,10 +10,13 @@ the face to the wearer's right, y up along the case, z out of the face (away fro
 origin is on the back surface of the body (the belt side), centred in x, at the bottom end (the
 USB-C end) in y. All lengths are millimetres.
 
-Part sizes: Seeed Studio XIAO nRF52840 Sense (102010469) 21 x 17.5 mm, about 3.5 mm thick and
-about 4.5 mm over the USB-C shell; Adafruit 1317 LiPo 3.7 V 150 mAh, 26.0 x 19.75 x 3.8 mm.
-Positions not published by Seeed (the RGB LED beside the USB-C connector) are parameters to check
-against the board in hand; hardware/assembly.md says how.
+Part sizes: Seeed Studio XIAO nRF52840 Sense (102010469) 21 x 17.5 mm by Seeed's data (17.8 mm
+in PCB footprints of the board, used here to be safe), about 3.5 mm thick and about 4.5 mm over
+the USB-C shell; Adafruit 1317 LiPo 3.7 V 150 mAh, 26.0 x 19.75 x 3.8 mm. The BAT+/BAT- pads and
+the USB-C shell's overhang come from a community PCB footprint of the board (pads 1.9 mm apart,
+4.4 mm off the centre line on the D0-D6 side), not from Seeed. The RGB LED's position (beside the
+USB-C connector) is not published at all: it is a parameter to check against the board in hand
+(hardware/assembly.md, step 0).
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class EnclosureParams:
     # --- the board: Seeed XIAO nRF52840 Sense, component side towards the face, USB-C down ---
-    board_length_mm: float = 21.0          # along y, USB-C end included
-    board_width_mm: float = 17.5           # along x
+    board_length_mm: float = 21.0          # PCB, along y
+    board_width_mm: float = 17.8           # PCB, along x
+    usb_overhang_mm: float = 0.35          # USB-C shell's front beyond the PCB's edge
     board_pcb_mm: float = 1.2              # PCB thickness
     board_parts_mm: float = 2.3            # tallest part above the PCB except USB-C (shield can)
     usb_width_mm: float = 8.94             # USB-C receptacle shell, across
@@ -35,13 +39,16 @@ class EnclosureParams:
     led_x_mm: float = 6.3                  # RGB LED centre from the board's centre line (+x side)
     led_from_usb_edge_mm: float = 2.4      # RGB LED centre from the board's USB-C edge
     led_height_mm: float = 0.6             # LED package above the PCB
+    bat_pad_x_mm: float = 4.45             # BAT+/BAT- pads (on the back) from the centre line, +x
+    bat_plus_from_usb_edge_mm: float = 10.2  # BAT+ pad centre from the PCB's USB-C edge
+    bat_minus_from_usb_edge_mm: float = 8.3  # BAT- pad centre from the PCB's USB-C edge
     # --- the cell: LiPo 3.7 V, 150-250 mAh (default Adafruit 1317, 150 mAh) ---
     cell_length_mm: float = 26.0
     cell_width_mm: float = 19.75
     cell_thickness_mm: float = 3.8
     # --- fits ---
     fit_mm: float = 0.3                    # gap around board and cell in their pockets
-    usb_end_fit_mm: float = 0.2            # gap between the USB-C face and the bottom wall
+    usb_end_fit_mm: float = 0.2            # gap between the PCB's USB-C edge and the bottom wall
     usb_fit_mm: float = 0.3                # gap around the USB-C shell in its opening
     board_standoff_mm: float = 1.2         # room under the board for the BAT+/BAT- joints, wires
     ledge_width_mm: float = 1.0            # ledges the board's long edges rest on
@@ -57,7 +64,7 @@ class EnclosureParams:
     rib_mm: float = 5.0                    # rib between board and cell; holds the middle screw
     wire_notch_width_mm: float = 4.0       # passage in the rib for the two cell leads
     wire_notch_height_mm: float = 2.5
-    wire_notch_x_mm: float = -5.0          # notch centre from the centre line
+    wire_notch_x_mm: float = 5.0           # notch centre from the centre line (the pads' side)
     top_block_mm: float = 6.5              # solid top end; holds the top screw
     # --- screws: 2 x ISO 7049 ST2.2 x 6.5 pan head, self-tapping into the body ---
     screw_length_mm: float = 6.5           # under the head
@@ -98,12 +105,23 @@ class EnclosureParams:
 
     @property
     def board_y0_mm(self) -> float:
-        """y of the board's USB-C edge."""
+        """y of the PCB's USB-C edge: it rests against the bottom wall (with usb_end_fit_mm)."""
         return self.wall_mm + self.usb_end_fit_mm
+
+    @property
+    def usb_face_y_mm(self) -> float:
+        """y of the USB-C receptacle's front face: inside the wall's opening, where the plug
+        reaches it."""
+        return self.board_y0_mm - self.usb_overhang_mm
 
     @property
     def board_y1_mm(self) -> float:
         return self.board_y0_mm + self.board_length_mm
+
+    @property
+    def bat_pads_xy_mm(self) -> dict[str, tuple[float, float]]:
+        return {"BAT+": (self.bat_pad_x_mm, self.board_y0_mm + self.bat_plus_from_usb_edge_mm),
+                "BAT-": (self.bat_pad_x_mm, self.board_y0_mm + self.bat_minus_from_usb_edge_mm)}
 
     @property
     def rib_y0_mm(self) -> float:

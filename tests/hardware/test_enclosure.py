@@ -61,7 +61,8 @@ def test_outside_dimensions_are_the_intended_ones(parts):
     p = parts.params
     # Intended size for the default parts, worked out by hand: width = cell 19.75 + 2 x 0.3 fit
     # + 2 x 2.0 wall; length = wall 2 + 0.2 + board 21 + 0.3 + rib 5 + 0.3 + cell 26 + 0.3 + top
-    # block 6.5; height = floor 2 + pocket (1.2 standoff + 1.2 PCB + 3.26 USB-C + 0.3) + lid 2.
+    # block 6.5 (the USB-C shell's 0.35 mm overhang reaches into the wall's opening); height =
+    # floor 2 + pocket (1.2 standoff + 1.2 PCB + 3.26 USB-C + 0.3) + lid 2.
     assert p.outer_width_mm == pytest.approx(24.35)
     assert p.outer_length_mm == pytest.approx(61.6)
     assert p.case_height_mm == pytest.approx(9.96)
@@ -82,13 +83,14 @@ def test_board_and_cell_fit_their_pockets_with_clearance(parts, shell):
     for name, ref in (("board", parts.board), ("cell", parts.cell)):
         assert _overlap(shell, ref) < 1e-6, f"the {name} collides with the enclosure"
     # The board can move by most of its clearance sideways, upwards and away from the USB wall
-    # without touching; it rests on its ledges (a little lower collides) and its USB-C face sits
-    # close to the bottom wall so the plug reaches it.
+    # without touching; it rests on its ledges (a little lower collides), its PCB edge sits close
+    # to the bottom wall, and the USB-C shell's front reaches into the wall so the plug meets it.
     d = 0.8 * p.fit_mm
     for dx, dy, dz in ((d, 0, 0), (-d, 0, 0), (0, d, 0), (0, 0, 0.8 * p.head_room_mm)):
         assert _overlap(shell, Pos(dx, dy, dz) * parts.board) < 1e-6, (dx, dy, dz)
     assert _overlap(shell, Pos(0, 0, -0.05) * parts.board) > 0, "the board is not supported"
     assert _overlap(shell, Pos(0, -(p.usb_end_fit_mm + 0.1), 0) * parts.board) > 0
+    assert parts.usb.bounding_box().min.Y < p.wall_mm
     # The cell lies on the floor and has room over it (foam tape).
     assert _overlap(shell, Pos(0, 0, -0.05) * parts.cell) > 0
     assert _overlap(shell, Pos(0, 0, 1.0) * parts.cell) < 1e-6
