@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
           f"export: {t_export:.2f} s")
     print(f"outside: {p.outer_width_mm:.2f} x {p.outer_length_mm:.2f} x {p.case_height_mm:.2f} mm "
           f"(body + lid); {p.total_thickness_mm:.2f} mm thick with clip and embossed axes")
-    print(f"belt room in the clip: {p.belt_room_mm:.1f} mm; light pipe rod: "
+    print(f"belt room in the clip: {p.belt_room_mm:.1f} mm; clip strain with a "
+          f"{p.belt_thickness_mm:g} mm belt: {p.clip_strain:.2%}; light pipe rod: "
           f"{p.light_pipe_mm:g} mm x {p.light_pipe_length_mm:.1f} mm")
     for name, part in parts.printed.items():
         tris = stl_triangle_count(written[f"{name}.stl"])

@@ -35,7 +35,7 @@ class EnclosureParams:
     board_parts_mm: float = 2.3            # tallest part above the PCB except USB-C (shield can)
     usb_width_mm: float = 8.94             # USB-C receptacle shell, across
     usb_height_mm: float = 3.26            # USB-C receptacle shell, above the PCB
-    usb_depth_mm: float = 7.35             # USB-C receptacle, from the board edge inwards
+    usb_depth_mm: float = 7.35             # USB-C receptacle, from its front face inwards
     led_x_mm: float = 6.3                  # RGB LED centre from the board's centre line (+x side)
     led_from_usb_edge_mm: float = 2.4      # RGB LED centre from the board's USB-C edge
     led_height_mm: float = 0.6             # LED package above the PCB
@@ -80,7 +80,8 @@ class EnclosureParams:
     # --- belt clip on the back: a tongue joined at the top, open at the bottom. It is as wide as
     #     the case, so the body prints on its long side with clip and case on the bed. ---
     belt_width_mm: float = 50.0            # widest belt it must take (40-50 mm belts)
-    clip_gap_mm: float = 3.5               # belt thickness it grips (a 3.5-4 mm belt)
+    belt_thickness_mm: float = 4.0         # thickest belt it must take
+    clip_gap_mm: float = 3.5               # gap between tongue and back: grips a 3.5-4 mm belt
     clip_thickness_mm: float = 2.4
     clip_root_mm: float = 6.0              # length of the block joining tongue and back
     clip_tip_mm: float = 1.0               # tongue ends this far above the bottom end
@@ -193,6 +194,16 @@ class EnclosureParams:
                 - (self.clip_tip_mm + self.clip_bump_length_mm))
 
     @property
+    def clip_strain(self) -> float:
+        """Peak bending strain of the tongue when a belt of belt_thickness_mm passes the bump.
+
+        Cantilever of length l (root to tip) deflected by d at the tip: strain = 1.5 t d / l^2.
+        PETG yields at roughly 4 %, so anything under about 1 % is a spring that lasts."""
+        length = self.outer_length_mm - self.clip_root_mm - self.clip_tip_mm
+        d = self.belt_thickness_mm + self.clip_bump_mm - self.clip_gap_mm
+        return max(0.0, 1.5 * self.clip_thickness_mm * d / length ** 2)
+
+    @property
     def light_pipe_length_mm(self) -> float:
         """Rod length: from the lid's face down to just above the LED."""
         led_top = self.pcb_top_z_mm + self.led_height_mm
@@ -209,6 +220,10 @@ class EnclosureParams:
             raise ValueError(
                 f"The clip leaves {self.belt_room_mm:.1f} mm for the belt, less than belt_width_mm "
                 f"= {self.belt_width_mm:g}: lengthen top_block_mm or shorten clip_root_mm.")
+        if self.clip_strain > 0.01:
+            raise ValueError(f"A {self.belt_thickness_mm:g} mm belt would bend the clip to "
+                             f"{self.clip_strain:.1%} strain, too much for PETG: widen clip_gap_mm "
+                             "or make clip_thickness_mm thinner.")
         pipe_r = (self.light_pipe_mm + self.light_pipe_fit_mm) / 2
         if abs(self.led_x_mm) - pipe_r < self.usb_width_mm / 2:
             raise ValueError("The light pipe over the LED would hit the USB-C connector: move "
