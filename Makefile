@@ -13,7 +13,7 @@ SYSPKGS := python3 python3-venv pulseaudio pulseaudio-utils libportaudio2 libaso
 	libfontconfig1 libdbus-1-3
 PYTHON ?= python3
 
-.PHONY: demo test sysdeps venv bench clean
+.PHONY: demo test sysdeps venv bench enclosure clean
 
 sysdeps:
 	@missing=$$(for p in $(SYSPKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -39,6 +39,10 @@ test: venv
 
 bench: venv
 	$(VENV)/bin/hiplevel bench pipeline
+
+# The belt-clip enclosure: STL (print) and STEP (edit) files plus the drawing, in out/enclosure.
+enclosure: venv
+	$(PY) -m hardware.enclosure out/enclosure --drawing out/enclosure/drawing.svg
 
 clean:
 	rm -rf $(VENV) build *.egg-info
