@@ -12,7 +12,7 @@ import sys
 from host.commands.argtypes import loss_fraction, positive
 
 from .device import RATES_HZ, SimDevice
-from .motion import EXERCISES, SIDES, Scenario
+from .motion import EXERCISES, SIDES, SWINGS, Scenario
 
 
 def _drops(text: str) -> list[float]:
@@ -44,6 +44,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="drop of the free side per rep, degrees (repeats cyclically to --reps)")
     p.add_argument("--rep-seconds", type=positive, default=3.5, help="duration of one rep (default 3.5)")
     p.add_argument("--lean", type=float, default=30.0, help="single-leg squat forward lean, degrees")
+    p.add_argument("--swing", choices=SWINGS, default="front-back", help="hip swings: the free leg's movement")
+    p.add_argument("--tilts", type=_drops, default=None, metavar="T1,T2,...",
+                   help="pelvic tilt: forward tilt per rep, degrees (default 12; repeats to --reps)")
+    p.add_argument("--hold-s", type=positive, default=8.0, help="timed hold: seconds on one leg (default 8)")
+    p.add_argument("--rest-s", type=positive, default=4.0, help="timed hold: rest between holds (default 4)")
     p.add_argument("--bends", type=int, default=2, metavar="N",
                    help="slow forward bends after the first still phase, as `hiplevel run` asks for "
                         "to calibrate (default 2; 0 for `hiplevel run --calibration standing`)")
@@ -72,9 +77,12 @@ def scenario_from_args(args) -> Scenario:
     if not 0 <= args.bend_deg <= 90:
         raise ValueError("--bend-deg must be within 0..90 degrees")
     drops = [drops[i % len(drops)] for i in range(reps)]
+    tilts = args.tilts or [12.0]
     return Scenario(exercise=args.exercise, stance=args.stance, drops_deg=drops,
                     rep_s=args.rep_seconds, lean_deg=args.lean, calibration_bends=args.bends,
-                    bend_deg=args.bend_deg)
+                    bend_deg=args.bend_deg, swing=args.swing,
+                    tilt_deg=[tilts[i % len(tilts)] for i in range(reps)],
+                    hold_s=args.hold_s, rest_s=args.rest_s)
 
 
 def run(args) -> int:

@@ -15,6 +15,13 @@ phase directly. A rep lowers the free side (opposite the stance leg) by its drop
 with minimum-jerk profiles; the single-leg squat also leans forward and lowers the pelvis, so the
 accelerometer sees more than gravity.
 
+The exercises added for issue 13: captain-morgan moves like the hip dip; fire-hydrant and
+hip-swings (`swing` front-back, side or circles) turn the pelvis about the vertical with each lift or
+swing of the free leg (SWING_YAW_DEG) while the free side drops by the rep's drop; lateral-step-down
+lowers the pelvis by `step_depth_m` with a small forward lean and the drop; pelvic-tilt tips forward
+by the rep's `tilt_deg`, holds, tilts back past level and returns (no drop); timed-hold is holds of
+`hold_s` (a rep each) with `rest_s` after them, the drop as one dip in the middle of the hold.
+
 Imperfections on request, for testing how the host copes: `bend_skews_deg` turns bend k's axis by
 that angle (a diagonal bend, hips not square), `fidget_at_s` puts a one-second weight shift into
 the first still phase.
@@ -25,8 +32,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-EXERCISES = ("stand", "hip-dip", "single-leg-squat")
+EXERCISES = ("stand", "hip-dip", "single-leg-squat", "captain-morgan", "fire-hydrant", "hip-swings",
+             "lateral-step-down", "pelvic-tilt", "timed-hold")
 SIDES = ("left", "right")
+SWINGS = ("front-back", "side", "circles")
+# Free-leg exercises: the pelvis turns about the vertical (yaw) with each lift or swing of the free
+# leg, by this much at the top of the movement (degrees); the host counts reps from it.
+SWING_YAW_DEG = {"fire-hydrant": 8.0, "front-back": 7.0, "side": 7.0, "circles": 7.0}
 
 
 def min_jerk(u: np.ndarray) -> np.ndarray:
@@ -70,6 +82,12 @@ class Scenario:
     settle_s: float = 1.5        # standing still after the bends, before the first rep
     bend_skews_deg: list[float] = field(default_factory=list)  # per bend: axis turned by this (0 = straight)
     fidget_at_s: float | None = None  # a weight shift during the first still phase, starting here
+    swing: str = "front-back"    # hip swings: front-back | side | circles
+    step_depth_m: float = 0.15   # lateral step-down: how far the pelvis goes down
+    step_lean_deg: float = 10.0  # lateral step-down: forward lean at the bottom
+    tilt_deg: list[float] = field(default_factory=list)  # pelvic tilt: forward tilt per rep (default 12)
+    hold_s: float = 8.0          # timed hold: one hold on one leg (then rest_s on both)
+    rest_s: float = 4.0
 
     def __post_init__(self):
         if self.exercise not in EXERCISES:
@@ -82,8 +100,13 @@ class Scenario:
             raise ValueError("the number of calibration bends must be 0 or more")
         if self.calibration_bends and not (0.0 <= self.bend_deg <= 90.0 and self.bend_s > 1.0):
             raise ValueError("a calibration bend goes 0-90 degrees forward and lasts more than 1 s")
+        if self.swing not in SWINGS:
+            raise ValueError(f"unknown swing {self.swing!r}; choose from {', '.join(SWINGS)}")
         self.drops_deg = [float(d) for d in self.drops_deg]
         self.bend_skews_deg = [float(d) for d in self.bend_skews_deg]
+        self.tilt_deg = [float(d) for d in self.tilt_deg] or [12.0] * len(self.drops_deg)
+        if self.exercise == "timed-hold":
+            self.rep_s = self.hold_s + self.rest_s  # a "rep" is one hold and the rest after it
 
     @property
     def free_side(self) -> str:
@@ -150,6 +173,41 @@ class Scenario:
         active = i >= 0
         return np.where(active, shape, 0.0), np.where(active, drops, 0.0)
 
+    def _phase(self, t_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(rep index or -1, phase 0..1 within the rep) for each time."""
+        i = self.rep_index(t_s)
+        return i, (t_s - self.reps_start_s) / self.rep_s - i
+
+    def _per_rep(self, values: list[float], i: np.ndarray) -> np.ndarray:
+        return np.asarray(list(values) + [0.0])[i]  # index -1 -> the appended 0
+
+    def _tilt_profile(self, t_s: np.ndarray) -> np.ndarray:
+        """Pelvic tilt: forward in 20 % of the rep, hold 40 %, back past level to a small backward
+        tilt (30 % of the forward one) in 15 %, hold it 15 %, back to level in 10 %."""
+        i, u = self._phase(t_s)
+        fwd = np.where(u < 0.6, min_jerk(u / 0.2), 1.0 - 1.3 * min_jerk((u - 0.6) / 0.15))
+        fwd = np.where(u >= 0.9, -0.3 * (1.0 - min_jerk((u - 0.9) / 0.1)), fwd)
+        return np.where(i >= 0, fwd * self._per_rep(self.tilt_deg, i), 0.0)
+
+    def _hold_drop_profile(self, t_s: np.ndarray) -> np.ndarray:
+        """Timed hold: 0..1, one dip of the free side in the middle of each hold (40-70 % of it)."""
+        i, u = self._phase(t_s)
+        v = u * self.rep_s / self.hold_s  # phase within the hold
+        dip = np.where(v < 0.55, min_jerk((v - 0.4) / 0.15), 1.0 - min_jerk((v - 0.55) / 0.15))
+        return np.where((i >= 0) & (v >= 0.4) & (v <= 0.7), dip, 0.0)
+
+    def _swing_yaw_deg(self, t_s: np.ndarray, shape: np.ndarray) -> np.ndarray:
+        """Fire hydrant, hip swings: the pelvis turns with the free leg (toward the free side for a
+        lift or a forward swing; a front-back swing turns one way and back the other way)."""
+        kind = self.swing if self.exercise == "hip-swings" else "fire-hydrant"
+        amp = SWING_YAW_DEG[kind]
+        toward_free = 1.0 if self.free_side == "left" else -1.0  # +yaw turns the front to the left
+        if kind == "front-back":
+            i, u = self._phase(t_s)
+            s = np.sin(2 * np.pi * np.clip(u / 0.85, 0.0, 1.0))
+            return np.where(i >= 0, toward_free * amp * s, 0.0)
+        return toward_free * amp * shape
+
     def angles_deg(self, t_s):
         """(obliquity_deg, forward_lean_deg, heading_deg) at true times t_s (seconds since start)."""
         t = np.asarray(t_s, dtype=float)
@@ -158,9 +216,21 @@ class Scenario:
             shape = np.zeros_like(t)
         # free side right low = left side high = positive obliquity
         sign = 1.0 if self.free_side == "right" else -1.0
-        obliquity = sign * drops * shape
-        lean = self.lean_deg * shape if self.exercise == "single-leg-squat" else np.zeros_like(t)
+        drop_shape = self._hold_drop_profile(t) if self.exercise == "timed-hold" else shape
+        obliquity = sign * drops * drop_shape
+        lean = np.zeros_like(t)
+        if self.exercise == "single-leg-squat":
+            lean = self.lean_deg * shape
+        elif self.exercise == "lateral-step-down":
+            lean = self.step_lean_deg * shape
+        elif self.exercise == "pelvic-tilt":
+            lean = self._tilt_profile(t)
+            obliquity = np.zeros_like(t)
         heading = np.zeros_like(t)
+        if self.exercise in ("fire-hydrant", "hip-swings"):
+            heading = self._swing_yaw_deg(t, shape)
+            if self.exercise == "hip-swings" and self.swing == "circles":
+                lean = lean + 3.0 * np.sin(2 * np.pi * shape)
         if self.calibration_bends:
             # a bend tips the pelvis forward about an axis turned by `skew` from its left axis
             bend, skew = self._bend_profile(t)
@@ -174,7 +244,10 @@ class Scenario:
             obliquity = obliquity + env * (0.25 * np.sin(2 * np.pi * 0.23 * t)
                                            + 0.15 * np.sin(2 * np.pi * 0.61 * t + 1.0))
             lean = lean + env * 0.8 * np.sin(2 * np.pi * 0.17 * t + 0.3)
-            heading = env * 3.0 * np.sin(2 * np.pi * 0.11 * t)
+            # the pelvis's slow turning sway; standing on one leg to move the other it is smaller
+            # than the turn a lift or swing gives (SWING_YAW_DEG)
+            yaw_sway = 1.0 if self.exercise in ("fire-hydrant", "hip-swings") else 3.0
+            heading = heading + env * yaw_sway * np.sin(2 * np.pi * 0.11 * t)
         return obliquity, lean, heading
 
     def pelvis(self, t_s):
@@ -183,9 +256,10 @@ class Scenario:
         obl, lean, heading = (np.radians(a) for a in self.angles_deg(t))
         R = rot_z(heading) @ rot_x(obl) @ rot_y(lean)
         pos = np.zeros(t.shape + (3,))
-        if self.exercise == "single-leg-squat":
+        if self.exercise in ("single-leg-squat", "lateral-step-down"):
             shape, _ = self._rep_profile(t)
-            pos[..., 2] = -self.squat_depth_m * shape
+            depth = self.squat_depth_m if self.exercise == "single-leg-squat" else self.step_depth_m
+            pos[..., 2] = -depth * shape
         if self.calibration_bends:
             bend, _ = self._bend_profile(t)  # hip hinge: the pelvis moves back and a little down
             pos[..., 0] -= 0.08 * bend

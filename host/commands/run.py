@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 
-from host.commands.argtypes import fraction, threshold_deg
+from host.commands.argtypes import fraction, number, threshold_deg
 from host.errors import UserError
 from host.processing.estimators import DEFAULT_ESTIMATOR, ESTIMATORS
-from host.processing.exercise import EXERCISES, FEEDBACK, THRESHOLD_DEFAULT_DEG, ExerciseConfig
+from host.processing.exercise import EXERCISES, FEEDBACK, SWINGS, THRESHOLD_DEFAULT_DEG, ExerciseConfig
 from host.processing.pipeline import PipelineConfig
 from host.session.live_app import LiveOptions, run_live
 
@@ -73,6 +73,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     cue.add_argument("--fade", type=fade_shares, default=None, metavar="FIRST:LAST",
                      help="faded feedback: percent of reps with an audible cue at the first and "
                           "last rep of each set, e.g. 100:20 (needs --set-reps)")
+    ex = p.add_argument_group("exercise settings")
+    ex.add_argument("--swing", choices=SWINGS, default="front-back",
+                    help="hip-swings: the free leg's movement (default front-back)")
+    ex.add_argument("--target-deg", type=number(3.0, 30.0, what="a target tilt from 3 to 30 degrees"),
+                    default=10.0, metavar="DEG", help="pelvic-tilt: the forward tilt to reach and hold (default 10)")
+    ex.add_argument("--hold-s", type=number(3.0, 300.0, what="a hold from 3 to 300 seconds"), default=20.0,
+                    metavar="S", help="timed-hold: seconds on the stance leg per hold (default 20)")
+    ex.add_argument("--rest-s", type=number(0.0, 300.0, what="a rest from 0 to 300 seconds"), default=10.0,
+                    metavar="S", help="timed-hold: rest on both feet between holds (default 10)")
 
 
 def make_transport(args):
@@ -92,7 +101,8 @@ def exercise_config(args) -> ExerciseConfig:
                               threshold_right_deg=args.threshold_right or base,
                               hysteresis_deg=args.hysteresis, min_on_s=args.min_on,
                               feedback=args.feedback, bandwidth_deg=args.bandwidth,
-                              fade_start=fade[0], fade_end=fade[1], set_reps=args.set_reps)
+                              fade_start=fade[0], fade_end=fade[1], set_reps=args.set_reps,
+                              swing=args.swing, target_deg=args.target_deg, hold_s=args.hold_s, rest_s=args.rest_s)
     except ValueError as e:
         raise UserError(str(e)) from None
 

@@ -1,6 +1,6 @@
 """Exercise logic: pelvic angles in; cue decisions, reps, per-rep numbers and set summaries out.
 
-In: `update(t_s, obliquity_deg, forward_tilt_deg)` once per sample (device seconds; obliquity positive
+In: `update(t_s, obliquity_deg, forward_tilt_deg, motion=None)` once per sample (device seconds; obliquity positive
 = left side high, docs/conventions.md). Out: the list of events that sample caused (dicts with
 "event" and "t"), and the current cue state (`cue_kind`, `cue_on`, `cue_audible`, `cue_excess_deg`)
 for the audio sink and the live view. `end_set(t_s)` closes a set and returns its events (an
@@ -14,7 +14,12 @@ Modes (the threshold always watches the free side, opposite the stance leg):
   a "fault" tone while the free side is past it. Reps come from the squat itself (the pelvis tips
   forward and back), so a perfect rep with no drop still counts; each reports its maximum
   contralateral drop and the time spent past the threshold.
-- keep-level (fire hydrant, single-leg RDL, step-ups, bridges, bird-dogs): fault tone, no reps.
+- keep-level (single-leg RDL, step-ups, bridges, bird-dogs): fault tone, no reps.
+- captain-morgan: the hip dip's logic under its own name. fire-hydrant, hip-swings,
+  lateral-step-down, pelvic-tilt and timed-hold have their rep detection in
+  host.processing.exercise_modes (one class each, registered in MODES); Exercise hands them each
+  sample (and, when they ask, the vertical acceleration and rate of turn) and keeps the cue, the
+  rep bookkeeping and the sets common to all.
 
 Cue design: hysteresis (the cue goes off only once the drop is back by `hysteresis_deg`) and a
 minimum on-time stop chatter; "bandwidth" feedback is silent inside ±`bandwidth_deg` of level and
@@ -27,8 +32,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-EXERCISES = ("hip-dip", "single-leg-squat", "keep-level")
+from host.processing.exercise_modes import MODES
+
+# hip-dip, single-leg-squat and keep-level are handled here; captain-morgan is the hip dip under its
+# own name; the others are classes in host.processing.exercise_modes, registered in MODES.
+HIP_DIP_LIKE = ("hip-dip", "captain-morgan")
+EXERCISES = ("hip-dip", "single-leg-squat", "keep-level", "captain-morgan", *MODES)
+TARGET_EXERCISES = (*HIP_DIP_LIKE, "pelvic-tilt")   # the threshold is a target to reach (a chime)
 FEEDBACK = ("threshold", "bandwidth")
+SWINGS = ("front-back", "side", "circles")
 
 # The one source of the cue threshold's default and range (../shared/docs/domain.md, "Default cue
 # threshold (design)": 5 deg of drop below the calibrated level, adjustable 2-15 deg per side). The
@@ -67,6 +79,10 @@ class ExerciseConfig:
     rep_end_deg: float = 1.0         # hip dip: back within this of level = returned
     squat_start_deg: float = 8.0     # single-leg squat: forward tilt that starts a rep...
     squat_end_deg: float = 4.0       # ...and that ends it
+    swing: str = "front-back"        # hip swings: front-back | side | circles (as prescribed)
+    target_deg: float = 10.0         # pelvic tilt: the forward tilt to reach and hold (therapist's)
+    hold_s: float = 20.0             # timed hold: one hold on the stance leg...
+    rest_s: float = 10.0             # ...and the rest on both feet before the next
 
     def __post_init__(self):
         if self.exercise not in EXERCISES:
@@ -80,9 +96,15 @@ class ExerciseConfig:
                                  f"degrees, not {v}")
         if self.feedback not in FEEDBACK:
             raise ValueError(f"feedback must be one of {', '.join(FEEDBACK)}")
-        if self.feedback == "bandwidth" and self.exercise == "hip-dip":
+        if self.feedback == "bandwidth" and self.exercise in TARGET_EXERCISES:
             raise ValueError("bandwidth feedback is for exercises that keep the pelvis level "
-                             "(single-leg-squat, keep-level), not for the hip dip")
+                             f"(single-leg-squat, keep-level, ...), not for the {self.exercise}")
+        if self.swing not in SWINGS:
+            raise ValueError(f"unknown swing {self.swing!r}; choose from {', '.join(SWINGS)}")
+        if not 3.0 <= self.target_deg <= 30.0:
+            raise ValueError(f"the target tilt must be within 3..30 degrees, not {self.target_deg}")
+        if not (3.0 <= self.hold_s <= 300.0 and 0.0 <= self.rest_s <= 300.0):
+            raise ValueError("a hold lasts 3-300 s and the rest after it 0-300 s")
         if not (0.0 <= self.fade_start <= 1.0 and 0.0 <= self.fade_end <= 1.0):
             raise ValueError("fading shares go from 0 to 1 (0% to 100% of reps)")
         if (self.fade_start, self.fade_end) != (1.0, 1.0) and self.set_reps < 2:
@@ -123,7 +145,8 @@ def fade_audible(rep_number: int, cfg: ExerciseConfig) -> bool:
 class Exercise:
     def __init__(self, cfg: ExerciseConfig):
         self.cfg = cfg
-        self.cue_kind = "target" if cfg.exercise == "hip-dip" else "fault"
+        self.mode = MODES[cfg.exercise](cfg) if cfg.exercise in MODES else None
+        self.cue_kind = self.mode.cue_kind if self.mode else ("target" if cfg.exercise in HIP_DIP_LIKE else "fault")
         self.cue_on = False
         self.cue_audible = True
         self.cue_excess_deg = 0.0
@@ -141,7 +164,7 @@ class Exercise:
         self._set_cues = 0
 
     # ---- cue ----
-    def _cue_update(self, t_s: float, drop: float, obliquity_deg: float) -> list[dict]:
+    def _cue_update(self, t_s: float, drop: float, obliquity_deg: float, fwd_deg: float = 0.0) -> list[dict]:
         cfg = self.cfg
         if cfg.feedback == "bandwidth":
             # either side low counts; the excess is how far outside the silent zone
@@ -151,9 +174,12 @@ class Exercise:
             excess = level_err - cfg.bandwidth_deg
         else:
             side = cfg.free_side
-            thr = cfg.threshold_deg
-            past_on, back = drop > thr, drop < thr - cfg.hysteresis_deg
-            excess = drop - thr
+            value, thr = (self.mode.cue_value(drop, fwd_deg), self.mode.cue_threshold()) if self.mode else (drop, cfg.threshold_deg)
+            past_on, back = value > thr, value < thr - cfg.hysteresis_deg
+            excess = value - thr
+            drop = value  # what the cue events report as angle_deg
+        if self.mode is not None and not self.mode.cue_allowed(t_s):
+            past_on, back = False, True
         self.cue_excess_deg = max(0.0, excess)
         events = []
         if not self.cue_on and past_on:
@@ -174,18 +200,26 @@ class Exercise:
         return events
 
     # ---- per sample ----
-    def update(self, t_s: float, obliquity_deg: float, forward_tilt_deg: float) -> list[dict]:
+    @property
+    def needs_motion(self) -> bool:
+        """Whether update() wants the `motion` argument (vertical acceleration, rate of turn)."""
+        return self.mode is not None and self.mode.needs_motion
+
+    def update(self, t_s: float, obliquity_deg: float, forward_tilt_deg: float, motion=None) -> list[dict]:
         cfg = self.cfg
         drop = drop_deg(obliquity_deg, cfg.free_side)
         self.free_drop_deg = drop
         self._set_worst = max(self._set_worst, drop)
         events = []
-        if cfg.exercise == "hip-dip":
+        if cfg.exercise in HIP_DIP_LIKE:
             events += self._hip_dip(t_s, drop)
             events += self._cue_update(t_s, drop, obliquity_deg)
         elif cfg.exercise == "single-leg-squat":
             events += self._cue_update(t_s, drop, obliquity_deg)
             events += self._squat(t_s, drop, forward_tilt_deg)
+        elif self.mode is not None:
+            events += self.mode.update(self, t_s, drop, forward_tilt_deg, motion)
+            events += self._cue_update(t_s, drop, obliquity_deg, forward_tilt_deg)
         else:
             events += self._cue_update(t_s, drop, obliquity_deg)
         self._track_time_past(t_s, drop)
@@ -277,7 +311,9 @@ class Exercise:
         not return to level; a squat rep in progress is dropped. Returns the events."""
         out = []
         events_reps = self._set_reps
-        if self._rep is not None and self.cfg.exercise == "hip-dip":
+        if self.mode is not None:
+            out += self.mode.end_set(self, t_s)
+        if self._rep is not None and self.cfg.exercise in HIP_DIP_LIKE:
             out.append(self._finish_rep(t_s, depth_deg=round(self._rep["max"], 2),
                                         reached_target=self._rep["max"] >= self.cfg.threshold_deg,
                                         returned_to_level=False, above_level_deg=0.0))
@@ -315,6 +351,6 @@ def summary_text(summary: dict) -> str:
                 f"the limit" + (f"; worst: {side} hip {worst:.1f}° low." if worst is not None else "."))
     if not summary["reps"]:
         return f"Set {summary['set']}: no reps."
-    verb = "reached the target" if summary["exercise"] == "hip-dip" else "with the cue"
+    verb = "reached the target" if summary["exercise"] in TARGET_EXERCISES else "with the cue"
     return (f"Set {summary['set']}: {summary['reps']} reps, {summary['cued_reps']} {verb}; "
             f"{side} hip drop worst {summary['worst_drop_deg']:.1f}°, average {summary['average_drop_deg']:.1f}°.")

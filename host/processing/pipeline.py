@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 
-from host.processing.angles import pelvis_angles_deg
+from host.processing.angles import pelvis_angles_deg, vertical_motion
+from host.processing.exercise_modes import Motion
 from host.processing.calibration import CALIBRATED, DEFAULT_METHOD, FAILED, make_calibration
 from host.processing.estimators import DEFAULT_ESTIMATOR, make_estimator
 from host.processing.exercise import Exercise, ExerciseConfig, threshold_in_range
@@ -172,7 +173,8 @@ class Pipeline:
                         self.live.update_status(message=cal.prompt)
                     continue
             obl, fwd = pelvis_angles_deg(cal.result, est.quat_wxyz)
-            for event in ex.update(t_s, obl, fwd):
+            motion = Motion(*vertical_motion(est.quat_wxyz, acc, gyr - cal.gyr_bias_dps)) if ex.needs_motion else None
+            for event in ex.update(t_s, obl, fwd, motion):
                 if not on_time:  # reps still count; a cue for the past is recorded but never sounded
                     event["late"] = True
                     if event["event"] == "cue_on":

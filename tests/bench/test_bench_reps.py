@@ -1,7 +1,7 @@
 """The rep benchmark's scenarios and scoring (the full grid is `hiplevel bench reps`)."""
 import pytest
 
-from host.bench.reps import run_scenario
+from host.bench.reps import CASES, run_scenario
 
 
 @pytest.mark.parametrize("exercise", ["hip-dip", "single-leg-squat"])
@@ -13,8 +13,25 @@ def test_fast_reps_with_loss_on_a_turned_belt_are_all_counted_and_cued_right(exe
     assert r.false_cues == 0 and r.missed_cues == 0
 
 
+@pytest.mark.parametrize("label", [c.label for c in CASES if c.exercise not in ("hip-dip", "single-leg-squat")])
+def test_every_new_exercise_counts_and_cues_right_on_a_turned_belt_with_loss(label):
+    case = next(c for c in CASES if c.label == label)
+    r = run_scenario(label, tempo_s=case.tempos[0], loss=0.05, stance="right", noise=1.0, yaw_deg=-80.0,
+                     tilt_deg=20.0, seed=7)
+    assert r.counted == r.true_reps and r.extra == 0
+    assert r.scored_below >= 2 and r.scored_past >= 2
+    assert r.false_cues == 0 and r.missed_cues == 0
+
+
 def test_scoring_catches_a_cue_at_the_wrong_threshold():
     # the host cues at 2.5 deg while truth is scored against 5: reps at 3.5 deg become false cues
     r = run_scenario("hip-dip", tempo_s=3.5, loss=0.0, stance="left", noise=1.0, yaw_deg=0.0,
+                     tilt_deg=5.0, seed=1, host_threshold_deg=2.5)
+    assert r.false_cues > 0
+
+
+def test_scoring_catches_a_pelvic_tilt_target_set_wrong():
+    # the host's target is half the scored one: tilts of 7-8.5 deg chime although short of 10
+    r = run_scenario("pelvic-tilt", tempo_s=8.0, loss=0.0, stance="left", noise=1.0, yaw_deg=0.0,
                      tilt_deg=5.0, seed=1, host_threshold_deg=2.5)
     assert r.false_cues > 0
