@@ -110,8 +110,13 @@ def run_live(transport, cfg: PipelineConfig, opts: LiveOptions) -> int:
     from host.sinks.live import LiveBuffer
     from host.sinks.recorder import open_recorder
 
+    from host.links.base import TransportError
     text_out = sys.stderr if opts.events == "-" else sys.stdout
     say = lambda msg: print(msg, file=text_out, flush=True)
+    try:  # the link first: a wrong port is the one thing to say, before any word on sound or display
+        transport.prepare()
+    except TransportError as e:
+        raise UserError(str(e)) from None
     live = LiveBuffer()
 
     def report(message: str) -> None:  # a side output's trouble: said once, shown where the user looks
