@@ -544,7 +544,8 @@ class MainWindow(QtWidgets.QMainWindow):
         cue_on = st.cue_on and not st.ended     # an ended session sounds nothing, whatever came last
         if st.link in ("disconnected", "reconnecting") and not st.ended:
             # no live angle: say so where the angle was, never leave the last one standing as if live
-            angle = st.message or "Sensor connection lost: reconnecting…"
+            angle = ("Sensor connection lost: reconnecting…" if st.link == "disconnected"
+                     else "Sensor connection lost: looking for the sensor…")
             style = f"color:{COLORS['bad_bg']}; font-size:22pt"
         elif st.link == "connecting" and not st.samples and not st.ended:
             angle = "Connecting to the sensor…"

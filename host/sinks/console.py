@@ -14,7 +14,8 @@ import logging
 
 from host.sinks.live import describe_obliquity
 
-LINK_DOWN = ("disconnected", "reconnecting")
+LINK_DOWN = {"disconnected": "Sensor connection lost: reconnecting…",
+             "reconnecting": "Sensor connection lost: looking for the sensor…"}
 DAMAGE_LOGGER = "host.protocol"  # where the decoder and the serial deframer warn of skipped data
 
 
@@ -24,9 +25,9 @@ def status_line(status, t_s: float, damaged: int = 0) -> str:
         return f"{t_s:7.1f} s  ended: {status.message}"
     bad = f"  damaged {damaged}" if damaged else ""
     if status.link in LINK_DOWN:
-        return f"{t_s:7.1f} s  {status.message or 'Sensor connection lost: reconnecting…'}  (no live angle){bad}"
+        return f"{t_s:7.1f} s  {LINK_DOWN[status.link]}  (no live angle){bad}"
     if status.link == "connecting" and not status.samples:
-        return f"{t_s:7.1f} s  {status.message or 'Connecting to the sensor…'}"
+        return f"{t_s:7.1f} s  Connecting to the sensor…"  # the message is already the calibration's
     if not status.calibrated:
         return f"{t_s:7.1f} s  {status.message or 'Stand still and level to calibrate…'}{bad}"
     cue = "CUE " if status.cue_on else "    "
