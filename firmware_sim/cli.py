@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from host.commands.argtypes import loss_fraction, positive
+from host.commands.argtypes import loss_fraction, number, positive, tcp_port
 
 from .device import RATES_HZ, SimDevice
 from .motion import EXERCISES, SIDES, SWINGS, Scenario
@@ -30,12 +30,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="pty: a serial port (pseudo-terminal); ble: a BLE peripheral on a virtual radio "
                         "served on loopback TCP (default pty)")
     ble = p.add_argument_group("BLE link (--link ble)")
-    ble.add_argument("--hci-port", type=int, default=None, metavar="PORT",
+    ble.add_argument("--hci-port", type=tcp_port, default=None, metavar="PORT",
                      help="TCP port of the virtual radio (fixed, so a restarted sensor is found again)")
     ble.add_argument("--name", default=None, help="advertised name (default hiplevel-sim-XXXX)")
-    ble.add_argument("--dropout-at", type=float, default=None, metavar="S",
+    ble.add_argument("--dropout-at", type=number(0.0, what="a sensor time in seconds, 0 or more"), default=None, metavar="S",
                      help="go out of range once at this sensor time, seconds")
-    ble.add_argument("--dropout-for", type=float, default=3.0, metavar="S",
+    ble.add_argument("--dropout-for", type=positive, default=3.0, metavar="S",
                      help="how long the dropout lasts, seconds (default 3)")
     p.add_argument("--exercise", choices=EXERCISES, default="hip-dip")
     p.add_argument("--stance", choices=SIDES, default="left", help="stance leg; the other side drops")
@@ -114,6 +114,8 @@ def run(args) -> int:
             from .link_ble import run_ble
             return run_ble(device, speed=args.speed, name=args.name, hci_port=args.hci_port,
                            dropout_at_s=args.dropout_at, dropout_for_s=args.dropout_for)
+        if args.dropout_at is not None:
+            raise UserError("--dropout-at is for the BLE link (--link ble); a serial cable does not go out of range")
         from .link_pty import run_pty
         return run_pty(device, speed=args.speed, corrupt=args.corrupt)
     except KeyboardInterrupt:

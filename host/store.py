@@ -107,8 +107,21 @@ MIGRATIONS: list[str] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+BUSY_TIMEOUT_S = 5.0  # how long one statement waits for another program's lock
+
+
 class StoreError(Exception):
-    """A problem with the session database, said in words a user understands."""
+    """A problem with the session database, said in words a user understands. `busy`: another
+    program holds its lock (worth trying again later)."""
+
+    def __init__(self, message: str, busy: bool = False):
+        super().__init__(message)
+        self.busy = busy
+
+
+def is_busy(e: BaseException) -> bool:
+    name = getattr(e, "sqlite_errorname", "")
+    return name.startswith("SQLITE_BUSY") or name.startswith("SQLITE_LOCKED")
 
 
 def default_db_path() -> Path:
@@ -144,17 +157,19 @@ def explain(e: BaseException, path) -> str:
     if name in ("SQLITE_NOTADB", "SQLITE_CORRUPT"):
         return f"{path} is not a hiplevel session database, or it is damaged"
     if name.startswith("SQLITE_BUSY") or name.startswith("SQLITE_LOCKED"):
-        return f"the session database {path} is busy (another hiplevel is writing to it)"
+        return f"the session database {path} is busy (another program is writing to it)"
     if name.startswith("SQLITE_IOERR"):
         return f"the disk reported an error writing {path} ({e})"
     return f"session database {path}: {e}"
 
 
-def connect(path, *, create: bool = False, writable: bool = True) -> sqlite3.Connection:
+def connect(path, *, create: bool = False, writable: bool = True,
+            busy_timeout_s: float = BUSY_TIMEOUT_S) -> sqlite3.Connection:
     """Open (and migrate) the database. Raises StoreError with a plain message.
 
     create: make the file (and its folder) if missing. writable=False opens read-only, which also
-    works for a cleanly closed file on read-only media."""
+    works for a cleanly closed file on read-only media. Only `create` makes a database of a file that
+    is not one yet (missing or empty): a reader refuses an empty file instead of writing into it."""
     path = Path(path)
     if not create and not path.exists():
         raise StoreError(f"no session database at {path} (nothing recorded there yet)")
@@ -166,26 +181,30 @@ def connect(path, *, create: bool = False, writable: bool = True) -> sqlite3.Con
     mode = "rwc" if create else ("rw" if writable else "ro")
     try:
         conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode={mode}", uri=True,
-                               isolation_level=None, check_same_thread=False, timeout=5.0)
+                               isolation_level=None, check_same_thread=False, timeout=busy_timeout_s)
     except sqlite3.Error as e:
         if mode == "rw":  # read-only media: reading still works
-            return connect(path, create=False, writable=False)
-        raise StoreError(explain(e, path)) from None
+            return connect(path, create=False, writable=False, busy_timeout_s=busy_timeout_s)
+        raise StoreError(explain(e, path), busy=is_busy(e)) from None
     try:
         conn.execute("PRAGMA foreign_keys = ON")
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise StoreError(f"{path} was written by a newer hiplevel (schema {version}, this one knows "
                              f"up to {SCHEMA_VERSION}); update hiplevel to open it")
+        if version < 0:
+            raise StoreError(f"{path} is not a hiplevel session database (its schema version is {version})")
         if version == 0 and _has_tables(conn):
             raise StoreError(f"{path} is an SQLite file but not a hiplevel session database")
+        if version == 0 and not create:
+            raise StoreError(f"{path} is an empty file, not a session database (nothing recorded there yet)")
         if version < SCHEMA_VERSION:
             migrate(conn, path)
     except sqlite3.Error as e:
         conn.close()
         if mode == "rw" and getattr(e, "sqlite_errorname", "").startswith("SQLITE_READONLY"):
-            return connect(path, create=False, writable=False)
-        raise StoreError(explain(e, path)) from None
+            return connect(path, create=False, writable=False, busy_timeout_s=busy_timeout_s)
+        raise StoreError(explain(e, path), busy=is_busy(e)) from None
     except StoreError:
         conn.close()
         raise

@@ -4,12 +4,17 @@ In: a session from the store (host.store). The raw frames are decoded again (hos
 sensor values, and replayed with the block's stored settings (host.session.review, the live
 pipeline) for the per-sample angles; reps, cues and other events are the ones recorded live.
 Out: four files in DIR, named session-N-*.csv (columns documented in docs/sessions.md):
-blocks (settings per block), samples (sensor values and angles per sample), reps, events.
+blocks (settings per block), samples (sensor values and angles per sample), reps, events. They are
+written in a temporary folder inside DIR and moved into place only when all four are complete.
 """
 from __future__ import annotations
 
 import csv
 import json
+import os
+import shutil
+import sqlite3
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -101,24 +106,42 @@ def run(args) -> int:
     try:
         session = get_session(conn, args.session)
         blocks = pick_blocks(session, args.block)
-        base = out_dir / f"session-{session.id}"
-        paths = {k: Path(f"{base}-{k}.csv") for k in ("blocks", "samples", "reps", "events")}
+        names = {k: f"session-{session.id}-{k}.csv" for k in ("blocks", "samples", "reps", "events")}
+        # written in a temporary folder beside the target and moved in only when all four are
+        # complete: a failure (damaged database, full disk) leaves no partial files and keeps an
+        # earlier export of the same session as it was
         try:
-            files = {k: open(p, "w", newline="") for k, p in paths.items()}
+            tmp = Path(tempfile.mkdtemp(prefix=".hiplevel-export-", dir=out_dir))
         except OSError as e:
             raise UserError(f"cannot write in {out_dir}: {e.strerror}") from None
         try:
-            _export(conn, session, blocks, files)
+            _export_into(conn, session, blocks, {k: tmp / n for k, n in names.items()}, out_dir)
+            for n in names.values():
+                os.replace(tmp / n, out_dir / n)
         except OSError as e:
-            raise UserError(f"writing the CSV files in {out_dir} failed: {e.strerror}") from None
+            raise UserError(f"writing the CSV files in {out_dir} failed: {e.strerror}; nothing was "
+                            "changed there") from None
+        except sqlite3.Error as e:
+            raise UserError(f"{store.explain(e, args.db or store.default_db_path())}; the export stopped and "
+                            f"nothing was changed in {out_dir}") from None
         finally:
-            for f in files.values():
-                f.close()
+            shutil.rmtree(tmp, ignore_errors=True)
     finally:
         conn.close()
-    for p in paths.values():
-        print(p)
+    for n in names.values():
+        print(out_dir / n)
     return 0
+
+
+def _export_into(conn, session, blocks, paths: dict[str, Path], out_dir: Path) -> None:
+    files = {}
+    try:
+        for k, p in paths.items():
+            files[k] = open(p, "w", newline="")
+        _export(conn, session, blocks, files)
+    finally:
+        for f in files.values():
+            f.close()
 
 
 def _export(conn, session, blocks, files) -> None:

@@ -5,6 +5,7 @@ In: the session store (host.store). Out: one self-contained HTML file, made by h
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -55,4 +56,10 @@ def run(args) -> int:
 
 
 def _safe_name(label: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("._") or "patient"
+    """A file name part for a patient label. A label that had to be changed to be safe ("..",
+    "/", "P 1") gets a short digest of the label itself, so two labels never share a report file."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("._")
+    if safe == label:
+        return safe
+    digest = hashlib.sha1(label.encode("utf-8")).hexdigest()[:8]
+    return f"{safe}-{digest}" if safe else digest

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from host.commands.argtypes import fraction, number, threshold_deg
+from host.commands.argtypes import fraction, hysteresis_deg, min_on_s, number, set_reps, threshold_deg
 from host.errors import UserError
 from host.processing.estimators import DEFAULT_ESTIMATOR, ESTIMATORS
 from host.processing.exercise import EXERCISES, FEEDBACK, SWINGS, THRESHOLD_DEFAULT_DEG, ExerciseConfig
@@ -64,11 +64,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                           "±--bandwidth of level, cue outside (single-leg-squat, keep-level)")
     cue.add_argument("--bandwidth", type=threshold_deg, default=2.0, metavar="DEG",
                      help="half-width of the silent zone for --feedback bandwidth (default 2)")
-    cue.add_argument("--hysteresis", type=float, default=1.0, metavar="DEG",
+    cue.add_argument("--hysteresis", type=hysteresis_deg, default=1.0, metavar="DEG",
                      help="how far back the drop must come before the cue stops (default 1)")
-    cue.add_argument("--min-on", type=float, default=0.25, metavar="S",
+    cue.add_argument("--min-on", type=min_on_s, default=0.25, metavar="S",
                      help="shortest cue, seconds (default 0.25)")
-    cue.add_argument("--set-reps", type=int, default=0, metavar="N",
+    cue.add_argument("--set-reps", type=set_reps, default=0, metavar="N",
                      help="reps per set: a set summary after every N reps (default: one set)")
     cue.add_argument("--fade", type=fade_shares, default=None, metavar="FIRST:LAST",
                      help="faded feedback: percent of reps with an audible cue at the first and "

@@ -42,6 +42,7 @@ LINK_TEXT = {
     "connecting": "Connecting to the sensor…",
     "streaming": "Sensor connected",
     "disconnected": "Sensor disconnected",
+    "reconnecting": "Looking for the sensor…",
     "ended": "Recording finished",
     "error": "Sensor error",
 }
@@ -541,7 +542,15 @@ class MainWindow(QtWidgets.QMainWindow):
 
     def _update_texts(self, st: LiveStatus) -> None:
         cue_on = st.cue_on and not st.ended     # an ended session sounds nothing, whatever came last
-        if st.calibrating:
+        if st.link in ("disconnected", "reconnecting") and not st.ended:
+            # no live angle: say so where the angle was, never leave the last one standing as if live
+            angle = ("Sensor connection lost: reconnecting…" if st.link == "disconnected"
+                     else "Sensor connection lost: looking for the sensor…")
+            style = f"color:{COLORS['bad_bg']}; font-size:22pt"
+        elif st.link == "connecting" and not st.samples and not st.ended:
+            angle = "Connecting to the sensor…"
+            style = f"color:{COLORS['text']}; font-size:22pt"
+        elif st.calibrating:
             # the calibration step the patient is asked for, large but smaller than an angle
             angle = st.message or "Stand still…"
             style = f"color:{COLORS['text']}; font-size:22pt"
@@ -578,7 +587,7 @@ class MainWindow(QtWidgets.QMainWindow):
             parts.append("Not calibrated yet")
         if st.message and not st.calibrating:
             parts.append(st.message)
-        link_bad = st.link in ("disconnected", "error")
+        link_bad = st.link in ("disconnected", "reconnecting", "error")
         self._set_text(self.status_label, "  ·  ".join(parts),
                        f"color:{COLORS['bad_bg'] if link_bad else COLORS['text']}")
         self._update_loss(st)

@@ -6,6 +6,7 @@ command frames. Everything after it is identical whatever the source. Link-level
 pipeline turns into JSON events and status lines.
 
 Contract:
+- `prepare()` (optional, synchronous) checks what can be checked before the session starts.
 - `await open()` connects, or raises TransportError with a sentence the user understands.
 - `await read()` returns `(t_host_s, frame_bytes)` for the next frame, with t_host_s from
   time.monotonic(); returns None when the stream has ended for good (the sensor said it stopped, or
@@ -35,6 +36,11 @@ class Transport(abc.ABC):
         # True while the frame read() just returned is one the sensor re-sent after a dropout:
         # it belongs in the history and recordings, but the live cue must not act on it.
         self.late = False
+
+    def prepare(self) -> None:
+        """Checks that can fail before anything else starts (a wrong serial port): called once
+        before the sound and the window, raises TransportError with one sentence. Most links have
+        nothing to check without their event loop; they find out in `open()`."""
 
     @abc.abstractmethod
     async def open(self) -> None: ...

@@ -3,13 +3,18 @@
 In: the byte stream from the port, read without blocking from the asyncio loop (`add_reader` on the
 port's file descriptor), split and checked by host.protocol.frames.SerialDeframer. Out: `(t_host_s,
 frame_bytes)` from `read()`, t_host_s stamped when the bytes arrived. Commands go out COBS-framed.
-A port that vanishes mid-stream ends the stream with `lost_reason` in plain words.
+A port that vanishes mid-stream ends the stream with `lost_reason` in plain words. `prepare()` opens
+the port before anything else starts (sound, window), so a wrong port is the first and only thing said;
+every way a port can be wrong (missing, a folder, a file, not a terminal, in use, no permission)
+gets one sentence.
 """
 from __future__ import annotations
 
 import asyncio
 import collections
+import errno
 import os
+import stat
 import time
 
 import serial
@@ -32,14 +37,18 @@ class SerialTransport(Transport):
         self._wake = asyncio.Event()
         self._ended = False
 
-    async def open(self) -> None:
-        if not os.path.exists(self.port):
-            raise TransportError(f"The serial port {self.port} does not exist. Is the sensor plugged in "
-                                 f"(or the simulator running)?")
+    def prepare(self) -> None:
+        """Open the port now (synchronously); TransportError with one sentence when it is wrong."""
+        if self._ser is not None:
+            return
+        check_port(self.port)
         try:
             self._ser = serial.Serial(self.port, self.baudrate, timeout=0, write_timeout=1.0)
         except (serial.SerialException, OSError) as e:
-            raise TransportError(f"Cannot open the serial port {self.port}: {e}") from None
+            raise TransportError(f"Cannot open the serial port {self.port}: {_words(e)}.") from None
+
+    async def open(self) -> None:
+        self.prepare()
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(self._ser.fileno(), self._on_readable)
         self.on_event("connected", link=self.description)
@@ -92,3 +101,41 @@ class SerialTransport(Transport):
                 self._end("closed")
             self._ser.close()
             self._ser = None
+
+
+def check_port(port: str) -> None:
+    """TransportError with one sentence unless `port` is a terminal device this process may open."""
+    hint = "give the sensor's port, e.g. /dev/ttyACM0 (or the one `hiplevel sim` printed)."
+    try:
+        st = os.stat(port)
+    except FileNotFoundError:
+        raise TransportError(f"The serial port {port} does not exist. Is the sensor plugged in "
+                             f"(or the simulator running)?") from None
+    except OSError as e:
+        raise TransportError(f"Cannot open the serial port {port}: {_words(e)}.") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise TransportError(f"{port} is a folder, not a serial port; {hint}")
+    if not stat.S_ISCHR(st.st_mode):
+        raise TransportError(f"{port} is a file, not a serial port; {hint}")
+    try:
+        fd = os.open(port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    except OSError as e:
+        raise TransportError(f"Cannot open the serial port {port}: {_words(e)}.") from None
+    try:
+        if not os.isatty(fd):
+            raise TransportError(f"{port} is not a serial port (it takes no serial settings); {hint}")
+    finally:
+        os.close(fd)
+
+
+def _words(e: Exception) -> str:
+    """An OSError / SerialException from opening a port as a few plain words."""
+    code = getattr(e, "errno", None)
+    if code in (errno.EACCES, errno.EPERM):
+        return "no permission (on Linux, add your user to the dialout group and log in again)"
+    if code == errno.EBUSY:
+        return "another program is using it"
+    if code in (errno.ENXIO, errno.ENODEV, errno.EIO):
+        return "the device is not answering (unplugged?)"
+    strerror = getattr(e, "strerror", None)
+    return (strerror or str(e)).rstrip(".").lower()

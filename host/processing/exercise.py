@@ -47,6 +47,11 @@ SWINGS = ("front-back", "side", "circles")
 # command line, the window's spin boxes, ExerciseConfig and Pipeline.set_threshold all use these.
 THRESHOLD_DEFAULT_DEG = 5.0
 THRESHOLD_MIN_DEG, THRESHOLD_MAX_DEG = 2.0, 15.0
+# The cue design's other ranges (ExerciseConfig and the command line): beyond them the cue would
+# never stop (hysteresis), never start again (minimum on-time), or sets would be meaningless.
+HYSTERESIS_MAX_DEG = 5.0
+MIN_ON_MAX_S = 5.0
+SET_REPS_MAX = 500
 
 
 def threshold_in_range(deg: float) -> bool:
@@ -94,6 +99,14 @@ class ExerciseConfig:
             if not threshold_in_range(v):
                 raise ValueError(f"the {side} threshold must be within {THRESHOLD_MIN_DEG:g}..{THRESHOLD_MAX_DEG:g} "
                                  f"degrees, not {v}")
+        if not 0.0 <= self.hysteresis_deg <= HYSTERESIS_MAX_DEG:  # False for NaN too
+            raise ValueError(f"the hysteresis must be within 0..{HYSTERESIS_MAX_DEG:g} degrees, not {self.hysteresis_deg}")
+        if not 0.0 <= self.min_on_s <= MIN_ON_MAX_S:
+            raise ValueError(f"the shortest cue must be within 0..{MIN_ON_MAX_S:g} seconds, not {self.min_on_s}")
+        if not (isinstance(self.set_reps, int) and 0 <= self.set_reps <= SET_REPS_MAX):
+            raise ValueError(f"the reps per set must be a whole number from 0 to {SET_REPS_MAX}, not {self.set_reps}")
+        if not 0.0 <= self.bandwidth_deg <= THRESHOLD_MAX_DEG:
+            raise ValueError(f"the bandwidth must be within 0..{THRESHOLD_MAX_DEG:g} degrees, not {self.bandwidth_deg}")
         if self.feedback not in FEEDBACK:
             raise ValueError(f"feedback must be one of {', '.join(FEEDBACK)}")
         if self.feedback == "bandwidth" and self.exercise in TARGET_EXERCISES:

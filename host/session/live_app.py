@@ -110,18 +110,23 @@ def run_live(transport, cfg: PipelineConfig, opts: LiveOptions) -> int:
     from host.sinks.live import LiveBuffer
     from host.sinks.recorder import open_recorder
 
+    from host.links.base import TransportError
     text_out = sys.stderr if opts.events == "-" else sys.stdout
     say = lambda msg: print(msg, file=text_out, flush=True)
-    window = _choose_window(opts.headless, say)
-    events = EventLog(opts.events)
-    trace = None
-    if opts.angles:
-        try:
-            trace = AngleTrace(opts.angles)
-        except OSError as e:
-            raise UserError(f"cannot write the angle file {opts.angles}: {e.strerror}") from None
-    player = open_cue_player(opts.mute, opts.volume, opts.private_audio, say)
+    try:  # the link first: a wrong port is the one thing to say, before any word on sound or display
+        transport.prepare()
+    except TransportError as e:
+        raise UserError(str(e)) from None
     live = LiveBuffer()
+
+    def report(message: str) -> None:  # a side output's trouble: said once, shown where the user looks
+        say(message)
+        live.update_status(message=message)
+
+    events = EventLog(opts.events, report=report if opts.events != "-" else None)
+    trace = AngleTrace(opts.angles, report=report) if opts.angles else None
+    window = _choose_window(opts.headless, say)
+    player = open_cue_player(opts.mute, opts.volume, opts.private_audio, say)
     recorder = open_recorder(opts, cfg, say, live)  # None without recording; never stops the session
     session = StreamRunner(transport, cfg, events=events, live=live,
                            cue=AudioCueSink(player) if player else None, trace=trace, recorder=recorder)
@@ -133,15 +138,23 @@ def run_live(transport, cfg: PipelineConfig, opts: LiveOptions) -> int:
             from host.sinks.console import run_with_console
             summary = asyncio.run(run_with_console(session, live, text_out))
     finally:
-        close_cue_player(player)
-        if trace is not None:
-            trace.close()
-        events.close()
-        if recorder is not None:
-            recorder.close()
+        # the recording first: whatever a side output does at its close must not cost the session
+        _close_each(say, ("the recording", recorder and recorder.close), ("the angle file", trace and trace.close),
+                    ("the event log", events.close), ("the cue sound", lambda: close_cue_player(player)))
     if summary.open_failed:
         raise UserError(summary.reason)
     say(summary.text())
     if recorder is not None:
         say(recorder.summary_line())
     return 0 if summary.ok else 1
+
+
+def _close_each(say, *steps) -> None:
+    """Close every output even when one of them fails; a failure is one sentence, never a traceback."""
+    for what, close in steps:
+        if not close:
+            continue
+        try:
+            close()
+        except Exception as e:  # noqa: BLE001 - the other outputs must still be closed
+            say(f"Closing {what} failed: {e}.")

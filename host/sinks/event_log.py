@@ -5,39 +5,33 @@ Every event has "event" (its kind) and "t" (device seconds since the stream's fi
 kinds and their fields are documented in docs/events.md (tests/sinks/test_event_docs.py checks that
 every kind the code emits is there): link (connected, disconnected, reconnecting, backfill,
 sensor_restarted, gave_up, gap), calibration (calibrated, calibration_failed), exercise (cue_on,
-cue_off, rep, set_summary, threshold_changed) and end.
+cue_off, rep, set_summary, threshold_changed) and end. A log that cannot be written (full disk,
+closed pipe) is reported once and dropped (host.sinks.side_output); the session goes on.
 """
 from __future__ import annotations
 
 import json
 import sys
 
+from host.sinks.side_output import SideFile
+
 
 class EventLog:
-    def __init__(self, path: str | None):
-        self._own = False
-        self.file = None
+    def __init__(self, path: str | None, report=None):
+        self.out: SideFile | None = None
         if path == "-":
-            self.file = sys.stdout
+            self.out = SideFile("standard output", "the event log", report, stream=sys.stdout)
         elif path:
-            try:
-                self.file = open(path, "w", buffering=1)
-            except OSError as e:
-                from host.errors import UserError
-                raise UserError(f"cannot write the event log {path}: {e.strerror}") from None
-            self._own = True
-        self.failed = None
+            self.out = SideFile(path, "the event log", report, buffering=1)
+
+    @property
+    def failed(self) -> str | None:
+        return self.out.failed if self.out is not None else None
 
     def write(self, event: dict) -> None:
-        if self.file is None or self.failed:
-            return
-        try:
-            self.file.write(json.dumps(event, separators=(", ", ": ")) + "\n")
-            self.file.flush()
-        except OSError as e:  # full disk: say it once, keep the live feedback going
-            self.failed = f"the event log stopped: {e.strerror}"
-            print(f"hiplevel: {self.failed}", file=sys.stderr)
+        if self.out is not None and self.out.file is not None:
+            self.out.write(json.dumps(event, separators=(", ", ": ")) + "\n", flush=True)
 
     def close(self) -> None:
-        if self._own and self.file:
-            self.file.close()
+        if self.out is not None:
+            self.out.close()

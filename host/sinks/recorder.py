@@ -27,6 +27,11 @@ from host import __version__
 from host import store
 
 COMMIT_INTERVAL_S = 0.5
+START_BUSY_TIMEOUT_S = 0.5  # at start a locked database is not waited for on the caller's thread
+
+
+class _Busy(Exception):
+    """Another program holds the database's lock: try again later."""
 
 
 # What the live path and the window queue for the writer thread, one kind per tuple type.
@@ -80,24 +85,46 @@ class Recorder:
         self._carry: list = []            # items of a commit that met a busy database: retried
         self._state = _BlockState()
         self._busy_said = False
+        self._busy_now = False            # the last flush met a locked database
         self._stop = threading.Event()
         self._thread = None
         self._closed = False
         self._conn = None
-        try:
-            self._conn = store.connect(self.path, create=True)
-            store.set_recording_mode(self._conn)
-            self._conn.execute("BEGIN IMMEDIATE")
-            self.session_id = store.insert_session(self._conn, patient, source, __version__)
-            self._conn.execute("COMMIT")
-        except store.StoreError as e:
+        try:  # a busy database is waited for on the writer thread, not here: the session starts now
+            self._open(START_BUSY_TIMEOUT_S)
+        except _Busy as e:
+            self._say_waiting(str(e))
+        except (store.StoreError, sqlite3.Error) as e:
             self._fail(str(e))
-            return
-        except sqlite3.Error as e:
-            self._fail(store.explain(e, self.path))
             return
         self._thread = threading.Thread(target=self._run, name="hiplevel-recorder", daemon=True)
         self._thread.start()
+
+    def _open(self, busy_timeout_s: float) -> None:
+        """Open the database for recording and check that it can be written. The session row is
+        written with the first frames (a run that never got data leaves nothing behind, even when
+        it is killed). Raises _Busy when another program holds the lock, StoreError otherwise."""
+        try:
+            conn = store.connect(self.path, create=True, busy_timeout_s=busy_timeout_s)
+        except store.StoreError as e:
+            raise (_Busy(str(e)) if e.busy else e) from None
+        try:
+            store.set_recording_mode(conn)
+            conn.execute("BEGIN IMMEDIATE")  # can it be written at all (read-only file, lock)?
+            conn.execute("ROLLBACK")
+            conn.execute(f"PRAGMA busy_timeout = {int(store.BUSY_TIMEOUT_S * 1000)}")
+        except sqlite3.Error as e:
+            _rollback(conn)
+            conn.close()
+            if store.is_busy(e):
+                raise _Busy(store.explain(e, self.path)) from None
+            raise store.StoreError(store.explain(e, self.path)) from None
+        self._conn = conn
+
+    def _say_waiting(self, why: str) -> None:
+        if not self._busy_said:
+            self._busy_said = True
+            self.report(f"Recording is waiting: {why}.")
 
     # ---- called from the live path: append only ----
     def frame(self, t_host_s: float, frame_bytes: bytes, late: bool = False) -> None:
@@ -157,8 +184,8 @@ class Recorder:
         if conn is None:
             return self.summary_line()
         try:
-            if self.frames_committed == 0:  # no data (or none could be written): no empty session left behind
-                conn.execute("DELETE FROM sessions WHERE id = ?", (self.session_id,))
+            if self.session_id is None:
+                pass  # no data came (or none could be written): no session was made
             elif self.failed is None:
                 conn.execute("UPDATE sessions SET ended_utc = ? WHERE id = ?", (store.utc_now(), self.session_id))
             if self.failed is None:
@@ -173,7 +200,7 @@ class Recorder:
         return self.summary_line()
 
     def summary_line(self) -> str:
-        if self.session_id is None or (self.failed is not None and self.frames_committed == 0):
+        if self.failed is not None and (self.session_id is None or self.frames_committed == 0):
             return f"Not recorded: {self.failed}."
         if self.failed is not None:
             return (f"Recording stopped early ({self.failed}); session {self.session_id} keeps the "
@@ -188,15 +215,27 @@ class Recorder:
             self._flush()
         for _ in range(3):  # closing: a busy database gets a few more chances (5 s each)
             self._flush()
-            if not self._carry:
+            if not self._busy_now:
                 return
-        self._fail(f"the session database {self.path} stayed busy (another program kept it locked)")
+        self._fail(f"the session database {self.path} stayed busy (another program kept it locked)"
+                   + (" and nothing was recorded" if self.session_id is None else ""))
 
     def _flush(self) -> None:
         """One transaction with everything queued since the last one; the state (block, frame
         count) is applied only when the commit succeeds, so a failed commit can be retried whole."""
+        self._busy_now = False
         if self.failed is not None:
             return
+        if self._conn is None:  # the database was locked at start: try to open it again
+            try:
+                self._open(store.BUSY_TIMEOUT_S)
+            except _Busy:
+                self._busy_now = True
+                return  # everything stays queued
+            except (store.StoreError, sqlite3.Error) as e:
+                self._queue.clear()
+                self._fail(str(e))
+                return
         items = self._carry
         self._carry = []
         queue = self._queue
@@ -204,23 +243,29 @@ class Recorder:
             items.append(queue.popleft())
         if not items:
             return
+        if self.session_id is None and not any(isinstance(i, _Frame) for i in items):
+            self._carry = items  # the session is made with its first frame; until then, wait
+            return
         t0 = time.perf_counter()
         state = dataclasses.replace(self._state)
         conn = self._conn
         frames_before = self.frames_committed
+        new_session = self.session_id is None
         try:
             conn.execute("BEGIN IMMEDIATE")
+            if new_session:
+                self.session_id = store.insert_session(conn, self.patient, self._source, __version__)
             source = self._write_items(conn, state, items)
             conn.execute("COMMIT")
         except sqlite3.Error as e:
             _rollback(conn)
             self.frames_committed = frames_before
-            name = getattr(e, "sqlite_errorname", "")
-            if name.startswith("SQLITE_BUSY") or name.startswith("SQLITE_LOCKED"):
+            if new_session:
+                self.session_id = None
+            if store.is_busy(e):
                 self._carry = items  # another writer holds the file: try again next time
-                if not self._busy_said:
-                    self._busy_said = True
-                    self.report(f"Recording is waiting: {store.explain(e, self.path)}.")
+                self._busy_now = True
+                self._say_waiting(store.explain(e, self.path))
                 return
             self._queue.clear()
             self._fail(store.explain(e, self.path))
@@ -228,6 +273,8 @@ class Recorder:
         except Exception as e:  # noqa: BLE001 - a bug must not silently stop the writer thread
             _rollback(conn)
             self.frames_committed = frames_before
+            if new_session:
+                self.session_id = None
             self._queue.clear()
             self._fail(f"an unexpected error in the recorder ({e!r})")
             return
