@@ -3,8 +3,8 @@
 In: `update(t_s, obliquity_deg, forward_tilt_deg)` once per sample (device seconds; obliquity positive
 = left side high, docs/conventions.md). Out: the list of events that sample caused (dicts with
 "event" and "t"), and the current cue state (`cue_kind`, `cue_on`, `cue_audible`, `cue_excess_deg`)
-for the audio sink and the live view. `end_set(t_s)` closes a set and returns its events (an
-unfinished hip dip, then the `set_summary`).
+for the audio sink and the live view. `end_set(t_s)` closes a set and returns its events (a
+`rep_incomplete` for a rep the end of the set cut short, then the `set_summary`).
 
 Modes (the threshold always watches the free side, opposite the stance leg):
 - hip-dip (also Captain Morgan): the drop is intended. The threshold is the target depth: a "target"
@@ -139,6 +139,9 @@ class Exercise:
         self._set_past_s = 0.0      # time past the threshold in the set
         self._set_worst = -math.inf
         self._set_cues = 0
+        # After a set ended mid-rep, the rest of that movement is not a new rep: wait for level
+        # (hip dip) or upright (squat) before a rep may start again.
+        self._wait_for_start = False
 
     # ---- cue ----
     def _cue_update(self, t_s: float, drop: float, obliquity_deg: float) -> list[dict]:
@@ -227,7 +230,9 @@ class Exercise:
         cfg = self.cfg
         rep = self._rep
         if rep is None:
-            if drop > cfg.rep_start_deg:
+            if self._wait_for_start:
+                self._wait_for_start = drop >= cfg.rep_end_deg
+            elif drop > cfg.rep_start_deg:
                 self._new_rep(t_s, drop)
             return []
         if rep["returned_at"] is None:
@@ -261,7 +266,9 @@ class Exercise:
     def _squat(self, t_s: float, drop: float, fwd: float) -> list[dict]:
         cfg = self.cfg
         if self._rep is None:
-            if fwd > cfg.squat_start_deg:
+            if self._wait_for_start:
+                self._wait_for_start = fwd >= cfg.squat_end_deg
+            elif fwd > cfg.squat_start_deg:
                 self._new_rep(t_s, drop)
                 self._rep["max_fwd"] = fwd
             return []
@@ -273,14 +280,19 @@ class Exercise:
 
     # ---- sets ----
     def end_set(self, t_s: float) -> list[dict]:
-        """Close the current set and summarise it. A hip dip still down counts as a rep that did
-        not return to level; a squat rep in progress is dropped. Returns the events."""
+        """Close the current set and summarise it. A rep in progress (the set was ended mid-rep, or
+        the stream ended) is not counted: half a movement is not a rep, and its rest must not
+        become one either. It is reported as `rep_incomplete` and left out of every count.
+        Returns the events."""
         out = []
         events_reps = self._set_reps
-        if self._rep is not None and self.cfg.exercise == "hip-dip":
-            out.append(self._finish_rep(t_s, depth_deg=round(self._rep["max"], 2),
-                                        reached_target=self._rep["max"] >= self.cfg.threshold_deg,
-                                        returned_to_level=False, above_level_deg=0.0))
+        if self._rep is not None:
+            rep = self._rep
+            out.append({"event": "rep_incomplete", "t": t_s, "set": self.set_number,
+                        "exercise": self.cfg.exercise, "low_side": self.cfg.free_side,
+                        "started_t": round(rep["start"], 4), "max_drop_deg": round(rep["max"], 2),
+                        "cued": rep["cued"], "feedback_given": rep["feedback_given"]})
+            self._wait_for_start = True
         self._rep = None
         self._track_time_past(t_s, -math.inf)  # close a running past-threshold period
         drops = [r["max_drop_deg"] for r in events_reps]
