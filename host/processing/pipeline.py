@@ -12,6 +12,8 @@ Lost samples (sequence gaps) are bridged for the estimator by interpolating the 
 next one over as many sample periods as the device's timestamps say passed, so fusion never
 integrates across a gap as if no time had passed, and a `gap` event says how many were lost. The
 calibration's still phase measures the gyro bias; from then on the estimator runs on corrected data.
+A device clock that jumps (back, or far ahead of what the sequence numbers allow) gives a
+`clock_jump` event, and the time axis follows the sample count across it.
 The pipeline never blocks: sinks must return at once.
 """
 from __future__ import annotations
@@ -143,6 +145,8 @@ class Pipeline:
             self._rebase = False
             self._last = None  # no bridging across a restart
             self.t0_us = int(batch.t_device_us[0]) - int(round((self.t_s + 1.0 / self.rate_hz) * 1e6))
+        else:
+            self._check_clock(batch)
         if batch.lost_before:
             self._bridge_gap(batch)
         est, cal, ex = self.estimator, self.calibration, self.exercise
@@ -192,6 +196,19 @@ class Pipeline:
             self.live.update_status(obliquity_deg=self.obliquity_deg,
                                     forward_tilt_deg=self.forward_tilt_deg, cue_on=ex.cue_on,
                                     reps=ex.reps, samples=self.samples, lost_samples=self.lost_samples)
+
+    def _check_clock(self, batch: SampleBatch) -> None:
+        """The sequence numbers say how much time passed since the last batch; a device clock that
+        went back, or ahead by far more than that, jumped (a clock reset, a faulty RTC). Then the
+        session's time axis follows the sample count across the jump (a `clock_jump` event says so),
+        so no duration goes negative and no time is invented."""
+        period_s = 1.0 / self.rate_hz
+        expected_s = self.t_s + (batch.lost_before + 1) * period_s
+        got_s = (int(batch.t_device_us[0]) - self.t0_us) * 1e-6
+        if self.samples == 0 or (self.t_s < got_s <= expected_s + max(1.0, expected_s - self.t_s)):
+            return
+        self.t0_us += int(round((got_s - expected_s) * 1e6))
+        self.emit({"event": "clock_jump", "t": round(self.t_s, 4), "jump_s": round(got_s - expected_s, 4)})
 
     def _bridge_gap(self, batch: SampleBatch) -> None:
         lost = batch.lost_before

@@ -40,6 +40,7 @@ class RunSummary:
     sets: list = field(default_factory=list)
     frame_errors: dict = field(default_factory=dict)
     clock_drift_ppm: float = 0.0
+    clock_jumps: list = field(default_factory=list)  # jump_s of each clock_jump event
 
     def as_event(self, t: float) -> dict:
         return {"event": "end", "t": round(t, 4), "reason": self.reason, "samples": self.samples,
@@ -55,6 +56,10 @@ class RunSummary:
         lines.append(f"Samples: {self.samples}, lost: {self.lost_samples}"
                      + (f", damaged frames skipped: {sum(self.frame_errors.values())}" if self.frame_errors else "")
                      + ".")
+        if self.clock_jumps:
+            lines.append(f"The sensor's clock jumped {len(self.clock_jumps)} time(s) "
+                         f"({', '.join(f'{j:+.1f} s' for j in self.clock_jumps)}); the session's time "
+                         f"follows the sample count across each jump.")
         return "\n".join(lines)
 
 
@@ -87,6 +92,8 @@ class StreamRunner:
             self.live.update_status(last_rep=event, reps=len(self.summary.reps))
         elif kind == "cue_on":
             self.summary.cue_count += 1
+        elif kind == "clock_jump":
+            self.summary.clock_jumps.append(event["jump_s"])
         elif kind == "set_summary":
             self.summary.sets.append(event)
             self.live.update_status(last_summary=event)
