@@ -39,14 +39,17 @@ class RunSummary:
     cue_count: int = 0
     sets: list = field(default_factory=list)
     frame_errors: dict = field(default_factory=dict)
-    clock_drift_ppm: float = 0.0
+    clock_drift_ppm: float | None = 0.0  # None: a simulation's time scale, not a clock's drift
+    time_scale: float | None = None      # device seconds per host second, when simulated
     clock_jumps: list = field(default_factory=list)  # jump_s of each clock_jump event
 
     def as_event(self, t: float) -> dict:
         return {"event": "end", "t": round(t, 4), "reason": self.reason, "samples": self.samples,
                 "lost_samples": self.lost_samples, "reps": len(self.reps),
                 "cued_reps": sum(1 for r in self.reps if r.get("cued")),
-                "frame_errors": self.frame_errors, "clock_drift_ppm": round(self.clock_drift_ppm, 1)}
+                "frame_errors": self.frame_errors,
+                "clock_drift_ppm": None if self.clock_drift_ppm is None else round(self.clock_drift_ppm, 1),
+                **({"time_scale": round(self.time_scale, 3)} if self.time_scale is not None else {})}
 
     def text(self) -> str:
         lines = [f"Session ended: {self.reason}."]
@@ -156,7 +159,10 @@ class StreamRunner:
         deframer = getattr(self.transport, "deframer", None)  # serial byte-level errors
         if deframer is not None:
             s.frame_errors.update(deframer.errors)
-        s.clock_drift_ppm = self.clock.drift_ppm
+        if self.clock.simulated:  # e.g. `hiplevel sim --speed 4`: a time scale, not a drifting clock
+            s.clock_drift_ppm, s.time_scale = None, self.clock.time_scale
+        else:
+            s.clock_drift_ppm = self.clock.drift_ppm
         self._emit(s.as_event(self.pipeline.t_s))
         self.live.update_status(ended=True, link="ended" if s.ok else "error", message=s.reason,
                                 cue_on=False)
