@@ -84,6 +84,7 @@ class StreamRunner:
         self.loop = None
         self._stop = None
         self._link_down = False  # a self-reconnecting link is down: silence is expected, not an error
+        self._stop_reason = "stopped by the user"
         transport.on_event = self._link_event
 
     def _emit(self, event: dict) -> None:
@@ -130,7 +131,9 @@ class StreamRunner:
             return False
         return True
 
-    def stop(self) -> None:
+    def stop(self, reason: str = "stopped by the user") -> None:
+        """End the stream as the user asked: the set is closed, the summary and `end` event written."""
+        self._stop_reason = reason
         if self._stop is not None:
             self.call(self._stop.set)
 
@@ -181,7 +184,7 @@ class StreamRunner:
                     if drained % 64 == 0:  # a long backlog: let the console view and GUI commands run
                         await asyncio.sleep(0)
                         if self._stop.is_set():
-                            s.reason = "stopped by the user"
+                            s.reason = self._stop_reason
                             return
                 else:
                     read = asyncio.ensure_future(self.transport.read())
@@ -189,7 +192,7 @@ class StreamRunner:
                                                  return_when=asyncio.FIRST_COMPLETED)
                     if stop_wait in done:
                         read.cancel()
-                        s.reason = "stopped by the user"
+                        s.reason = self._stop_reason
                         return
                     if not done:
                         read.cancel()
