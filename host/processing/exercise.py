@@ -21,6 +21,8 @@ minimum on-time stop chatter; "bandwidth" feedback is silent inside ±`bandwidth
 sounds outside it, either way; "fading" gives the audible cue on a decreasing share of reps across a
 set (a fixed, even schedule, so the share is exact), because feedback that fades is what makes the
 learning last. When fading silences a rep the cue events still happen, marked `audible: false`.
+Whether a tone really sounded is not this module's to know: the pipeline tells it (`cue_sounded`)
+when the sound output played one, and only then does a rep say `feedback_given`.
 """
 from __future__ import annotations
 
@@ -125,7 +127,8 @@ class Exercise:
         self.cfg = cfg
         self.cue_kind = "target" if cfg.exercise == "hip-dip" else "fault"
         self.cue_on = False
-        self.cue_audible = True
+        self.cue_audible = True         # the feedback schedule wants this cue heard (fading)
+        self.cue_tone_played = False    # a tone actually sounded for this cue (cue_sounded)
         self.cue_excess_deg = 0.0
         self.cue_side = cfg.free_side
         self.free_drop_deg = 0.0
@@ -162,10 +165,11 @@ class Exercise:
         if not self.cue_on and past_on:
             self.cue_on, self._cue_since, self.cue_side = True, t_s, side
             self.cue_audible = fade_audible(self.set_reps_done + 1, cfg)
+            self.cue_tone_played = False
             self._set_cues += 1
             if self._rep is not None:
                 self._rep["cued"] = True
-                self._rep["feedback_given"] |= self.cue_audible
+                self._rep["feedback_scheduled"] |= self.cue_audible
             events.append({"event": "cue_on", "t": t_s, "kind": self.cue_kind, "low_side": side,
                            "angle_deg": round(drop if cfg.feedback == "threshold" else level_err, 2),
                            "audible": self.cue_audible})
@@ -175,6 +179,13 @@ class Exercise:
                            "angle_deg": round(drop if cfg.feedback == "threshold" else level_err, 2),
                            "on_s": round(t_s - self._cue_since, 3)})
         return events
+
+    def cue_sounded(self) -> None:
+        """The sound output played a tone for the current cue (the pipeline hears it from its cue
+        sink): only then does the rep say `feedback_given`."""
+        self.cue_tone_played = True
+        if self._rep is not None:
+            self._rep["feedback_given"] = True
 
     # ---- per sample ----
     def update(self, t_s: float, obliquity_deg: float, forward_tilt_deg: float) -> list[dict]:
@@ -209,7 +220,8 @@ class Exercise:
 
     def _new_rep(self, t_s: float, drop: float) -> None:
         self._rep = {"start": t_s, "max": drop, "min_after": math.inf, "returned_at": None,
-                     "cued": self.cue_on, "feedback_given": self.cue_on and self.cue_audible,
+                     "cued": self.cue_on, "feedback_scheduled": self.cue_on and self.cue_audible,
+                     "feedback_given": self.cue_on and self.cue_tone_played,
                      "past_s": 0.0, "max_fwd": -math.inf}
 
     def _finish_rep(self, t_s: float, **fields) -> dict:
@@ -221,8 +233,8 @@ class Exercise:
         event = {"event": "rep", "t": t_s, "index": self.reps, "set": self.set_number,
                  "exercise": cfg.exercise, "low_side": cfg.free_side,
                  "max_drop_deg": round(rep["max"], 2), "duration_s": round(t_s - rep["start"], 2),
-                 "cued": rep["cued"], "feedback_given": rep["feedback_given"],
-                 "time_past_threshold_s": round(past, 2), **fields}
+                 "cued": rep["cued"], "feedback_scheduled": rep["feedback_scheduled"],
+                 "feedback_given": rep["feedback_given"], "time_past_threshold_s": round(past, 2), **fields}
         self._set_reps.append(event)
         return event
 
@@ -291,7 +303,8 @@ class Exercise:
             out.append({"event": "rep_incomplete", "t": t_s, "set": self.set_number,
                         "exercise": self.cfg.exercise, "low_side": self.cfg.free_side,
                         "started_t": round(rep["start"], 4), "max_drop_deg": round(rep["max"], 2),
-                        "cued": rep["cued"], "feedback_given": rep["feedback_given"]})
+                        "cued": rep["cued"], "feedback_scheduled": rep["feedback_scheduled"],
+                        "feedback_given": rep["feedback_given"]})
             self._wait_for_start = True
         self._rep = None
         self._track_time_past(t_s, -math.inf)  # close a running past-threshold period

@@ -38,9 +38,10 @@ MAX_BRIDGE_S = 10.0  # longer gaps are not bridged sample by sample; the estimat
 
 
 class CueSink(Protocol):
-    def update(self, kind: str, on: bool, audible: bool, excess_deg: float, low_side: str) -> None:
+    def update(self, kind: str, on: bool, audible: bool, excess_deg: float, low_side: str) -> bool:
         """kind: "target" (hip dip reached its depth) or "fault" (past a limit); called every
-        sample with the current state, so the sink decides what is worth a sound call."""
+        sample with the current state, so the sink decides what is worth a sound call. Returns
+        True when a tone for this cue is sounding (or was just started): the record says so."""
 
 
 @dataclass
@@ -176,14 +177,21 @@ class Pipeline:
                         self.live.update_status(message=cal.prompt)
                     continue
             obl, fwd = pelvis_angles_deg(cal.result, est.quat_wxyz)
-            for event in ex.update(t_s, obl, fwd):
+            events = ex.update(t_s, obl, fwd)
+            played = False  # the sound output says whether a tone is sounding (none: no output)
+            if on_time and self.cue is not None:
+                played = bool(self.cue.update(ex.cue_kind, ex.cue_on, ex.cue_audible, ex.cue_excess_deg,
+                                              ex.cue_side))
+                if played and ex.cue_on and not ex.cue_tone_played:
+                    ex.cue_sounded()
+            for event in events:
                 if not on_time:  # reps still count; a cue for the past is recorded but never sounded
                     event["late"] = True
                     if event["event"] == "cue_on":
                         event["audible"] = False
+                if event["event"] == "cue_on":
+                    event["tone_played"] = played
                 self.emit(event)
-            if on_time and self.cue is not None:
-                self.cue.update(ex.cue_kind, ex.cue_on, ex.cue_audible, ex.cue_excess_deg, ex.cue_side)
             if self.live is not None:
                 self.live.append(t_s, obl, fwd, ex.cue_on)
             if self.trace is not None:

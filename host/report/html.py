@@ -67,7 +67,7 @@ def angle_plots(t_s, obl, block: store.BlockInfo, cues, reps, marks, y_lim: floa
                 c.label((a + min(t_cal, a + span)) / 2, 0.35 * y_lim, "calibrating", color="#999")
         for cue in cues:
             c.band(cue[0], cue[1], COLORS["cue"] if cue[2] else COLORS["cue_silent"],
-                   f"cue {cue[0]:.1f}-{cue[1]:.1f} s" + ("" if cue[2] else " (silent: faded feedback)"))
+                   f"cue {cue[0]:.1f}-{cue[1]:.1f} s" + ("" if cue[2] else " (silent: no tone played)"))
         c.hline(thr_y, COLORS["threshold"], label=f"threshold, {block.free_side} hip {abs(thr_y):g}° low")
         sel = (t_s >= a) & (t_s <= b)
         et, ey = envelope(t_s[sel], obl[sel], MAX_POINTS // 2)
@@ -84,7 +84,7 @@ def angle_plots(t_s, obl, block: store.BlockInfo, cues, reps, marks, y_lim: floa
         out.append(c.svg(f"obliquity {a:.0f}-{b:.0f} s"))
     legend = ('<p class="legend"><span><i class="sw" style="background:{a}"></i>obliquity (+ = right hip low)</span>'
               '<span><i class="sw" style="background:{c};opacity:.5"></i>cue sounding</span>'
-              '<span><i class="sw" style="background:{s};opacity:.5"></i>cue silent (faded)</span>'
+              '<span><i class="sw" style="background:{s};opacity:.5"></i>cue silent (no tone played)</span>'
               '<span><i class="sw" style="border-top:2px dashed {t};height:0"></i>threshold</span>'
               '<span>numbers: rep ends</span></p>').format(a=COLORS["angle"], c=COLORS["cue"],
                                                           s=COLORS["cue_silent"], t=COLORS["threshold"])
@@ -109,7 +109,8 @@ def table(header: list[str], rows: list[list], left: int = 0) -> str:
 
 
 REP_HEAD = [("index", "rep"), ("set", "set"), ("t", "end (s)"), ("low_side", "side"),
-            ("max_drop_deg", "max drop (°)"), ("duration_s", "duration (s)"), ("cued", "cue")]
+            ("max_drop_deg", "max drop (°)"), ("duration_s", "duration (s)"), ("cued", "cue"),
+            ("feedback_given", "tone played")]
 
 
 def rep_table(reps: list[dict]) -> str:
@@ -176,7 +177,7 @@ def block_section(conn, session, b: store.BlockInfo) -> str:
         out.append(angle_plots(t_s, obl, b, cues, reps, marks, y_lim, t_cal))
         total = sum(c[1] - c[0] for c in cues)
         out.append(f"<p>{len(cues)} cue periods, {total:.1f} s in all"
-                   + (f" ({sum(1 for c in cues if not c[2])} silent by faded feedback)" if any(not c[2] for c in cues)
+                   + (f" ({sum(1 for c in cues if not c[2])} silent: no tone was played)" if any(not c[2] for c in cues)
                       else "") + ".</p>")
     else:
         out.append("<p>No angle data (the block ended before calibration).</p>")
@@ -189,6 +190,12 @@ def block_section(conn, session, b: store.BlockInfo) -> str:
         except Exception:  # noqa: BLE001 - an older/newer summary format: show the numbers instead
             lines = [", ".join(f"{k} {v}" for k, v in s.items() if k != "event") for s in summaries]
         out.append("<h3>Sets</h3><ul>" + "".join(f"<li>{esc(x)}</li>" for x in lines) + "</ul>")
+    untoned = [r for r in reps if r.get("cued") and "feedback_given" in r and not r["feedback_given"]]
+    if untoned:
+        faded = sum(1 for r in untoned if r.get("feedback_scheduled") is False)
+        out.append(f'<p class="note">{len(untoned)} of the reps with the cue got no tone: no tone was played'
+                   + (f" ({faded} kept silent by faded feedback, the others had no sound output or were muted)"
+                      if faded else " (no sound output, or muted)") + ".</p>")
     out.append("<h3>Reps</h3>" + (rep_table(reps) if reps else "<p>No reps.</p>"))
     if marks:
         out.append("<h3>Therapist markers</h3>" + table(

@@ -171,8 +171,9 @@ def compare_reps(live_reps: list[dict], replay_reps: list[dict]) -> RepCompariso
 
 
 def cue_list(events: list[dict], end_t: float) -> list[tuple[float, float, bool]]:
-    """(start, end, audible) per cue, from the recorded cue_on / cue_off events."""
-    audible = [e.get("audible", True) for e in events if e.get("event") == "cue_on"]
+    """(start, end, audible) per cue, from the recorded cue_on / cue_off events. audible: a tone was
+    played (`tone_played`; older recordings only say whether the feedback schedule wanted one)."""
+    audible = [e.get("tone_played", e.get("audible", True)) for e in events if e.get("event") == "cue_on"]
     periods = store.cue_periods(events, end_t)
     return [(a, b, bool(audible[i]) if i < len(audible) else True) for i, (a, b) in enumerate(periods)]
 

@@ -54,7 +54,11 @@ class RunSummary:
     def text(self) -> str:
         lines = [f"Session ended: {self.reason}."]
         cued = sum(1 for r in self.reps if r.get("cued"))
-        lines.append(f"Reps: {len(self.reps)} ({cued} with the cue).")
+        silent = sum(1 for r in self.reps if r.get("cued") and r.get("feedback_scheduled", True)
+                     and not r.get("feedback_given"))
+        lines.append(f"Reps: {len(self.reps)} ({cued} with the cue"
+                     + (f"; {silent} of them without a tone: no sound output, or muted" if silent else "")
+                     + ").")
         lines += [summary_text(s) for s in self.sets]
         lines.append(f"Samples: {self.samples}, lost: {self.lost_samples}"
                      + (f", damaged frames skipped: {sum(self.frame_errors.values())}" if self.frame_errors else "")
