@@ -157,6 +157,14 @@ def block_section(conn, session, b: store.BlockInfo) -> str:
         out.append(f" Calibrated at {cal.get('t', 0):.1f} s{f' ({esc(how)})' if how else ''}; sensor tilt on the "
                    f"belt {cal.get('mounting_tilt_deg', '?')}°.")
     out.append(f" Status: {esc(b.status)}.</p>")
+    if b.calibration is None and b.frame_count:
+        fails = [e for _, e in store.events(conn, b.id) if e.get("event") == "calibration_failed"]
+        out.append('<p class="note">Calibration never finished'
+                   + (f" ({len(fails)} attempt(s) refused; the last: {esc(fails[-1].get('message', ''))})"
+                      if fails else "")
+                   + f", so no reps were counted live. The data are recorded: <code>hiplevel replay "
+                     f"{session.id} --calibration standing</code> calibrates from the recording's first still "
+                     f"phase and counts the reps.</p>")
     t_s = obl = np.zeros(0)
     try:
         review = review_block(conn, b)

@@ -55,6 +55,8 @@ def config_for(s: store.BlockInfo, overrides=None) -> PipelineConfig:
     kw.setdefault("estimator", s.estimator)
     if o is not None and getattr(o, "estimator", None):
         kw["estimator"] = o.estimator
+    if o is not None and getattr(o, "calibration", None):
+        kw["calibration"] = o.calibration
     if kw.get("estimator") not in ESTIMATORS:
         raise UserError(f"session {s.session_id} was recorded with the estimator {kw.get('estimator')!r}, "
                         f"which this version does not have; choose one with --estimator "

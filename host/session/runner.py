@@ -42,6 +42,8 @@ class RunSummary:
     clock_drift_ppm: float | None = 0.0  # None: a simulation's time scale, not a clock's drift
     time_scale: float | None = None      # device seconds per host second, when simulated
     clock_jumps: list = field(default_factory=list)  # jump_s of each clock_jump event
+    calibrated: bool = False
+    calibration_failures: list = field(default_factory=list)  # the calibration_failed events
 
     def as_event(self, t: float) -> dict:
         return {"event": "end", "t": round(t, 4), "reason": self.reason, "samples": self.samples,
@@ -49,10 +51,20 @@ class RunSummary:
                 "cued_reps": sum(1 for r in self.reps if r.get("cued")),
                 "frame_errors": self.frame_errors,
                 "clock_drift_ppm": None if self.clock_drift_ppm is None else round(self.clock_drift_ppm, 1),
-                **({"time_scale": round(self.time_scale, 3)} if self.time_scale is not None else {})}
+                **({"time_scale": round(self.time_scale, 3)} if self.time_scale is not None else {}),
+                "calibrated": self.calibrated, "calibration_failures": len(self.calibration_failures),
+                **({"calibration_last_failure": self.calibration_failures[-1]["reason"]}
+                   if self.calibration_failures and not self.calibrated else {})}
 
     def text(self) -> str:
         lines = [f"Session ended: {self.reason}."]
+        if not self.calibrated and self.samples:
+            fails = self.calibration_failures
+            lines.append("Calibration never finished"
+                         + (f" ({len(fails)} attempt(s) refused; the last: {fails[-1]['message']})" if fails else "")
+                         + ", so no reps were counted. The recording keeps all the data: `hiplevel replay "
+                           "SESSION --calibration standing` calibrates from its first still phase and counts "
+                           "the reps.")
         cued = sum(1 for r in self.reps if r.get("cued"))
         silent = sum(1 for r in self.reps if r.get("cued") and r.get("feedback_scheduled", True)
                      and not r.get("feedback_given"))
@@ -100,6 +112,10 @@ class StreamRunner:
             self.live.update_status(last_rep=event, reps=len(self.summary.reps))
         elif kind == "cue_on":
             self.summary.cue_count += 1
+        elif kind == "calibrated":
+            self.summary.calibrated = True
+        elif kind == "calibration_failed":
+            self.summary.calibration_failures.append(event)
         elif kind == "clock_jump":
             self.summary.clock_jumps.append(event["jump_s"])
         elif kind == "set_summary":
