@@ -89,7 +89,10 @@ def run(args) -> int:
                         f"{ex.threshold_left_deg:g}° / right {ex.threshold_right_deg:g}°, {cfg.estimator}, "
                         f"{cfg.calibration} calibration.")
                 speed = None if args.fast else args.speed
-                r = replay_block(conn, s, cfg, speed=speed, log=log, console=None if args.fast else out)
+                # thresholds given here replace the recorded ones, including those changed live
+                steer = all(getattr(args, k) is None for k in ("threshold", "threshold_left", "threshold_right"))
+                r = replay_block(conn, s, cfg, speed=speed, log=log, console=None if args.fast else out,
+                                 steer=steer)
                 say(rep_table(r.reps) if r.reps else "No reps.")
                 say(compare_reps(store.reps(conn, s.id), r.reps).sentence())
                 if s.end is None:

@@ -107,10 +107,13 @@ class Pipeline:
         if self.live is not None:
             self.live.update_status(**{f"threshold_{side}_deg": float(deg)})
 
-    def end_set(self) -> None:
-        """Close the exercise set now (stream ended, or the user ended it): emits its summary."""
+    def end_set(self, by_user: bool = False) -> None:
+        """Close the exercise set now (stream ended, or the user ended it: `by_user`, recorded as
+        the summary's `ended_by: "user"` so a replay ends it at the same moment): emits its summary."""
         if self.exercise.set_in_progress:
             for event in self.exercise.end_set(self.t_s):
+                if by_user and event["event"] == "set_summary":
+                    event["ended_by"] = "user"
                 self.emit(event)
         if self.cue is not None and self.exercise.cue_on:
             self.cue.update(self.exercise.cue_kind, False, False, 0.0, self.exercise.cue_side)

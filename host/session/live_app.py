@@ -47,7 +47,7 @@ class SessionControls:
         self.session.call(self.session.pipeline.set_threshold, side, deg)
 
     def end_set(self):
-        self.session.call(self.session.pipeline.end_set)
+        self.session.call(self.session.pipeline.end_set, True)
 
     def set_muted(self, muted: bool):
         if self.player is not None:

@@ -85,8 +85,12 @@ class RunSummary:
 class StreamRunner:
     def __init__(self, transport: Transport, cfg: PipelineConfig, events: EventLog | None = None,
                  live: LiveBuffer | None = None, cue=None, trace=None, no_data_timeout_s: float = 15.0,
-                 recorder=None):
+                 recorder=None, steering=None):
         self.transport = transport
+        # steering: recorded commands of a live run (threshold_changed events, set_summary events of
+        # a set the user ended), applied again at their times when a stored block is replayed.
+        self._steering = sorted((e for e in steering or () if isinstance(e.get("t"), (int, float))),
+                                key=lambda e: e["t"])
         # recorder: optional sink with frame(t_host_s, frame_bytes), event(dict); it must never raise
         # into the live path (it reports its own problems) and it is closed by whoever made it.
         self.recorder = recorder
@@ -248,6 +252,23 @@ class StreamRunner:
         batch = self.pipeline.feed_frame(self.decoder, frame, t_host, on_time=not late)
         if batch is not None and not late:  # a re-sent frame says nothing about the clocks
             self.clock.add(batch.t_device_us[-1] * 1e-6, t_host)
+        if self._steering:
+            self._steer()
+
+    def _steer(self) -> None:
+        """Apply the recorded commands that were given live after the sample just processed: a
+        live command arrives between two frames, and its event has the time of the last sample
+        before it (rounded to 0.1 ms, as every event time)."""
+        now = round(self.pipeline.t_s, 4)
+        while self._steering and self._steering[0]["t"] <= now:
+            e = self._steering.pop(0)
+            if e["event"] == "threshold_changed":
+                try:
+                    self.pipeline.set_threshold(e["side"], e["threshold_deg"])
+                except (KeyError, TypeError, ValueError):  # a damaged or foreign record: keep going
+                    pass
+            elif e["event"] == "set_summary":
+                self.pipeline.end_set(by_user=True)
 
     def start_in_thread(self) -> threading.Thread:
         """Run the session on its own thread with its own event loop (used under the GUI)."""
