@@ -25,6 +25,16 @@ def _drops(text: str) -> list[float]:
     return drops
 
 
+def _clock_jump(text: str) -> tuple[float, float]:
+    try:
+        at_s, by_s = (float(x) for x in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--clock-jump wants AT:BY in seconds, e.g. 12:-5 (got {text!r})")
+    if not (0 <= at_s < 1e6 and abs(by_s) < 1e6):
+        raise argparse.ArgumentTypeError("--clock-jump: AT must be 0 or more, and both below a million seconds")
+    return at_s, by_s
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--link", choices=["pty", "ble"], default="pty",
                    help="pty: a serial port (pseudo-terminal); ble: a BLE peripheral on a virtual radio "
@@ -63,6 +73,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mount-tilt", type=float, default=None, help="sensor tilt on the belt, degrees (default random 2-5)")
     p.add_argument("--loss", type=loss_fraction, default=0.0, help="fraction of frames lost on the link")
     p.add_argument("--corrupt", type=loss_fraction, default=0.0, help="fraction of serial packets with a flipped byte")
+    p.add_argument("--clock-jump", type=_clock_jump, default=None, metavar="AT:BY",
+                   help="serial link: the device clock jumps once by BY seconds (negative = back) at "
+                        "AT seconds into the stream, e.g. 12:-5")
     p.add_argument("--no-noise", action="store_true", help="ideal sensor (no noise, no bias)")
     p.add_argument("--truth", metavar="FILE", help="write the true obliquity per sample to this CSV")
 
@@ -109,6 +122,8 @@ def run(args) -> int:
                        truth_file=truth)
     try:
         if args.link == "ble":
+            if args.clock_jump:
+                raise UserError("--clock-jump is for the serial link")
             if args.corrupt:
                 raise UserError("--corrupt is for the serial link (BLE packets are checked by the radio)")
             from .link_ble import run_ble
@@ -117,7 +132,7 @@ def run(args) -> int:
         if args.dropout_at is not None:
             raise UserError("--dropout-at is for the BLE link (--link ble); a serial cable does not go out of range")
         from .link_pty import run_pty
-        return run_pty(device, speed=args.speed, corrupt=args.corrupt)
+        return run_pty(device, speed=args.speed, corrupt=args.corrupt, clock_jump=args.clock_jump)
     except KeyboardInterrupt:
         return 130
     finally:

@@ -127,6 +127,12 @@ class SimDevice:
     def set_rate(self, rate_hz: int) -> None:
         self.rate_hz = rate_hz
 
+    def jump_clock(self, by_s: float) -> None:
+        """Make the device clock jump by `by_s` (negative = back), as a faulty RTC or a firmware
+        clock reset would; true time and the sample numbering go on unchanged."""
+        self._dev_us += by_s * 1e6
+        self.boot_us += by_s * 1e6
+
     def set_samples_per_frame(self, n: int) -> None:
         self.samples_per_frame = max(1, min(255, n))
 

@@ -7,7 +7,8 @@ RESEND_FROM). The scenario clock starts at the first START; an info frame follow
 every second so a host that opens late still learns the scale factors. When the scenario is over the
 device says STOP and, a moment later, closes the link.
 
-`corrupt` flips a byte in that fraction of packets, to exercise the host's error handling.
+`corrupt` flips a byte in that fraction of packets, to exercise the host's error handling;
+`clock_jump` = (at_s, by_s) makes the device clock jump once by by_s seconds at true time at_s.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from host.protocol.frames import SerialDeframer, serial_wrap
 
 
 def run_pty(device, speed: float = 1.0, out=sys.stdout, corrupt: float = 0.0,
-            start_timeout_s: float = 120.0) -> int:
+            start_timeout_s: float = 120.0, clock_jump: tuple[float, float] | None = None) -> int:
     master, slave = pty.openpty()
     tty.setraw(slave)  # no echo, no CR/LF translation: the line carries binary frames
     name = os.ttyname(slave)
@@ -54,6 +55,11 @@ def run_pty(device, speed: float = 1.0, out=sys.stdout, corrupt: float = 0.0,
                 return 1
             t_true = (now - t0) * speed if t0 is not None else 0.0
             if t0 is not None and device.streaming:
+                if clock_jump is not None and t_true >= clock_jump[0]:
+                    for frame in device.frames_due(clock_jump[0]):  # before the jump: the old clock
+                        write(frame)
+                    device.jump_clock(clock_jump[1])
+                    clock_jump = None
                 for frame in device.frames_due(t_true):
                     write(frame)
                 if t_true >= next_info:

@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"hiplevel {args.command}: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # a second Ctrl-C on `run` (the first ends the session cleanly)
+        print(f"hiplevel {args.command}: aborted.", file=sys.stderr)
         return 130
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly
         import os

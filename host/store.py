@@ -349,7 +349,15 @@ class BlockInfo:
     calibration: dict | None
     end: dict | None
     frame_count: int
-    duration_s: float  # host time from the first to the last frame
+    host_duration_s: float  # host time from the first to the last frame
+
+    @property
+    def duration_s(self) -> float:
+        """The block's length in sensor time (its `end` event's `t`: device seconds since the first
+        sample), so a sped-up simulation is as long as its data; the host time from the first to the
+        last frame for an interrupted block."""
+        t = (self.end or {}).get("t")
+        return float(t) if isinstance(t, (int, float)) else self.host_duration_s
 
     @property
     def free_side(self) -> str:
@@ -394,7 +402,7 @@ def _block_from_row(r) -> BlockInfo:
                    settings=json.loads(r["settings_json"]),
                    calibration=json.loads(r["calibration_json"]) if r["calibration_json"] else None,
                    end=json.loads(r["end_json"]) if r["end_json"] else None, frame_count=r["frame_count"],
-                   duration_s=(last - first) if first is not None and last is not None else 0.0)
+                   host_duration_s=(last - first) if first is not None and last is not None else 0.0)
 
 
 def list_patients(conn) -> list[str]:

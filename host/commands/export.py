@@ -31,7 +31,7 @@ REP_COLUMNS = ["block", "index", "set", "t_s", "low_side", "max_drop_deg", "dura
 EVENT_COLUMNS = ["block", "t_s", "t_host_s", "event", "details"]
 BLOCK_COLUMNS = ["session", "block", "patient", "started_utc", "exercise", "stance", "threshold_left_deg",
                  "threshold_right_deg", "estimator", "status", "frames", "duration_s", "mounting_tilt_deg",
-                 "settings"]
+                 "settings", "threshold_changes"]
 
 
 def add_arguments(p) -> None:
@@ -152,11 +152,15 @@ def _export(conn, session, blocks, files) -> None:
     all_reps = []
     for b in blocks:
         cal = b.calibration or {}
-        w["blocks"].writerow([session.id, b.number, session.patient, b.started_utc, b.exercise, b.stance,
-                              b.threshold_left_deg, b.threshold_right_deg, b.estimator, b.status, b.frame_count,
-                              f"{b.duration_s:.3f}", _num(cal.get("mounting_tilt_deg")), json.dumps(b.settings)])
         recorded = store.events(conn, b.id)
         rec_events = [e for _, e in recorded]
+        # thresholds changed live: [t_s, side, threshold_deg] each (the replayed angles apply them)
+        changes = [[e.get("t"), e.get("side"), e.get("threshold_deg")] for e in rec_events
+                   if e.get("event") == "threshold_changed"]
+        w["blocks"].writerow([session.id, b.number, session.patient, b.started_utc, b.exercise, b.stance,
+                              b.threshold_left_deg, b.threshold_right_deg, b.estimator, b.status, b.frame_count,
+                              f"{b.duration_s:.3f}", _num(cal.get("mounting_tilt_deg")), json.dumps(b.settings),
+                              json.dumps(changes) if changes else ""])
         review = review_block(conn, b)
         all_reps += [(b.number, r) for r in review.reps]
         samples = decode_samples(conn, b)
@@ -165,9 +169,8 @@ def _export(conn, session, blocks, files) -> None:
         t_s = (samples["t_device_us"] - t0) * 1e-6
         obl, fwd = angles_for(samples, review)
         if review.comparison is not None and not review.comparison.same:
-            # e.g. thresholds changed in the window during the set
             print(f"Note (block {b.number}): the angles come from a re-analysis with the stored "
-                  f"settings. {review.comparison.sentence()}")
+                  f"settings and the changes made live. {review.comparison.sentence()}")
         cue = cue_mask(t_s, store.cue_periods(rec_events, float(t_s[-1]) if n else 0.0))
         acc, gyr = samples["acc_g"], samples["gyr_dps"]
         for i in range(n):

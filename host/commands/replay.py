@@ -40,6 +40,9 @@ def add_override_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--threshold-left", type=threshold_deg, default=None, metavar="DEG")
     g.add_argument("--threshold-right", type=threshold_deg, default=None, metavar="DEG")
     g.add_argument("--estimator", choices=sorted(ESTIMATORS), default=None)
+    g.add_argument("--calibration", choices=["bends", "standing"], default=None,
+                   help="calibrate the replay this way; `standing` calibrates a recording whose guided "
+                        "calibration never finished from its first still phase")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -78,12 +81,18 @@ def run(args) -> int:
                 cfg = config_for(s, args)
                 say(f"Session {session.id} ({session.patient}, {store.local_time(session.started_utc)}), "
                     f"block {s.number}: {describe_block(s)}.")
-                if cfg.exercise != config_for(s).exercise or cfg.estimator != s.estimator:
+                stored = config_for(s)
+                if (cfg.exercise != stored.exercise or cfg.estimator != s.estimator
+                        or cfg.calibration != stored.calibration):
                     ex = cfg.exercise
                     say(f"Re-analysing with: {ex.exercise}, {ex.stance} leg stance, thresholds left "
-                        f"{ex.threshold_left_deg:g}° / right {ex.threshold_right_deg:g}°, {cfg.estimator}.")
+                        f"{ex.threshold_left_deg:g}° / right {ex.threshold_right_deg:g}°, {cfg.estimator}, "
+                        f"{cfg.calibration} calibration.")
                 speed = None if args.fast else args.speed
-                r = replay_block(conn, s, cfg, speed=speed, log=log, console=None if args.fast else out)
+                # thresholds given here replace the recorded ones, including those changed live
+                steer = all(getattr(args, k) is None for k in ("threshold", "threshold_left", "threshold_right"))
+                r = replay_block(conn, s, cfg, speed=speed, log=log, console=None if args.fast else out,
+                                 steer=steer)
                 say(rep_table(r.reps) if r.reps else "No reps.")
                 say(compare_reps(store.reps(conn, s.id), r.reps).sentence())
                 if s.end is None:
@@ -91,6 +100,9 @@ def run(args) -> int:
                         "everything up to then was replayed.")
                 elif not r.ok:
                     say(f"Replay ended early: {r.summary.reason}.")
+                if not r.summary.calibrated:
+                    say("The replay's calibration never finished either, so no reps were counted"
+                        + ("" if cfg.calibration == "standing" else "; try --calibration standing") + ".")
                 rate = r.data_s / r.wall_s if r.wall_s > 0 else float("inf")
                 say(f"Replayed {r.data_s:.1f} s of data in {r.wall_s:.2f} s ({rate:.0f}x real time).")
                 all_ok &= r.ok

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from host import store
-from host.session.review import RepComparison, review_block
+from host.session.review import RepComparison, review_block, threshold_steps  # noqa: F401 (re-exported)
 
 
 def exercise_name(exercise: str) -> str:
@@ -95,23 +95,6 @@ class BlockReview:
             if a <= t < b:
                 return True, audible
         return False, False
-
-
-def threshold_steps(block: store.BlockInfo, events: list[dict], end_t_s: float) -> dict:
-    """Each side's limit over time: the block's setting, then every `threshold_changed` from the
-    window, as step lines (x, y) in degrees of drop."""
-    out = {}
-    for side in ("left", "right"):
-        xs, ys = [0.0], [float(getattr(block, f"threshold_{side}_deg"))]
-        for e in events:
-            if e.get("event") == "threshold_changed" and e.get("side") == side:
-                t = float(e.get("t", 0.0))
-                xs += [t, t]
-                ys += [ys[-1], float(e["threshold_deg"])]
-        xs.append(max(end_t_s, xs[-1]))
-        ys.append(ys[-1])
-        out[side] = (np.array(xs), np.array(ys))
-    return out
 
 
 def load_block_review(db_path, block: store.BlockInfo) -> BlockReview:

@@ -33,7 +33,7 @@ REPLAY_SPEEDS = (1.0, 2.0, 4.0, 8.0)
 # colours as the HTML report so a printed report and the window read alike.
 SIDE_STYLE = {"left": ("#1b6ca8", "o"), "right": ("#c0392b", "s")}
 REPS_BAR = "#ced4da"
-SILENT_CUE = (150, 150, 150, 60)   # a cue kept silent by faded feedback
+SILENT_CUE = (150, 150, 150, 60)   # a cue with no tone played (faded feedback, muted, no sound output)
 SOUNDING_CUE = (240, 140, 0, 70)
 MARKER = "#8e44ad"
 

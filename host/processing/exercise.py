@@ -3,8 +3,8 @@
 In: `update(t_s, obliquity_deg, forward_tilt_deg, motion=None)` once per sample (device seconds; obliquity positive
 = left side high, docs/conventions.md). Out: the list of events that sample caused (dicts with
 "event" and "t"), and the current cue state (`cue_kind`, `cue_on`, `cue_audible`, `cue_excess_deg`)
-for the audio sink and the live view. `end_set(t_s)` closes a set and returns its events (an
-unfinished hip dip, then the `set_summary`).
+for the audio sink and the live view. `end_set(t_s)` closes a set and returns its events (a
+`rep_incomplete` for a rep the end of the set cut short, then the `set_summary`).
 
 Modes (the threshold always watches the free side, opposite the stance leg):
 - hip-dip (also Captain Morgan): the drop is intended. The threshold is the target depth: a "target"
@@ -26,6 +26,8 @@ minimum on-time stop chatter; "bandwidth" feedback is silent inside ±`bandwidth
 sounds outside it, either way; "fading" gives the audible cue on a decreasing share of reps across a
 set (a fixed, even schedule, so the share is exact), because feedback that fades is what makes the
 learning last. When fading silences a rep the cue events still happen, marked `audible: false`.
+Whether a tone really sounded is not this module's to know: the pipeline tells it (`cue_sounded`)
+when the sound output played one, and only then does a rep say `feedback_given`.
 """
 from __future__ import annotations
 
@@ -161,7 +163,8 @@ class Exercise:
         self.mode = MODES[cfg.exercise](cfg) if cfg.exercise in MODES else None
         self.cue_kind = self.mode.cue_kind if self.mode else ("target" if cfg.exercise in HIP_DIP_LIKE else "fault")
         self.cue_on = False
-        self.cue_audible = True
+        self.cue_audible = True         # the feedback schedule wants this cue heard (fading)
+        self.cue_tone_played = False    # a tone actually sounded for this cue (cue_sounded)
         self.cue_excess_deg = 0.0
         self.cue_side = cfg.free_side
         self.free_drop_deg = 0.0
@@ -175,6 +178,9 @@ class Exercise:
         self._set_past_s = 0.0      # time past the threshold in the set
         self._set_worst = -math.inf
         self._set_cues = 0
+        # After a set ended mid-rep, the rest of that movement is not a new rep: wait for level
+        # (hip dip) or upright (squat) before a rep may start again.
+        self._wait_for_start = False
 
     # ---- cue ----
     def _cue_update(self, t_s: float, drop: float, obliquity_deg: float, fwd_deg: float = 0.0) -> list[dict]:
@@ -198,10 +204,11 @@ class Exercise:
         if not self.cue_on and past_on:
             self.cue_on, self._cue_since, self.cue_side = True, t_s, side
             self.cue_audible = fade_audible(self.set_reps_done + 1, cfg)
+            self.cue_tone_played = False
             self._set_cues += 1
             if self._rep is not None:
                 self._rep["cued"] = True
-                self._rep["feedback_given"] |= self.cue_audible
+                self._rep["feedback_scheduled"] |= self.cue_audible
             events.append({"event": "cue_on", "t": t_s, "kind": self.cue_kind, "low_side": side,
                            "angle_deg": round(drop if cfg.feedback == "threshold" else level_err, 2),
                            "audible": self.cue_audible})
@@ -211,6 +218,13 @@ class Exercise:
                            "angle_deg": round(drop if cfg.feedback == "threshold" else level_err, 2),
                            "on_s": round(t_s - self._cue_since, 3)})
         return events
+
+    def cue_sounded(self) -> None:
+        """The sound output played a tone for the current cue (the pipeline hears it from its cue
+        sink): only then does the rep say `feedback_given`."""
+        self.cue_tone_played = True
+        if self._rep is not None:
+            self._rep["feedback_given"] = True
 
     # ---- per sample ----
     @property
@@ -253,7 +267,8 @@ class Exercise:
 
     def _new_rep(self, t_s: float, drop: float) -> None:
         self._rep = {"start": t_s, "max": drop, "min_after": math.inf, "returned_at": None,
-                     "cued": self.cue_on, "feedback_given": self.cue_on and self.cue_audible,
+                     "cued": self.cue_on, "feedback_scheduled": self.cue_on and self.cue_audible,
+                     "feedback_given": self.cue_on and self.cue_tone_played,
                      "past_s": 0.0, "max_fwd": -math.inf}
 
     def _finish_rep(self, t_s: float, **fields) -> dict:
@@ -265,8 +280,8 @@ class Exercise:
         event = {"event": "rep", "t": t_s, "index": self.reps, "set": self.set_number,
                  "exercise": cfg.exercise, "low_side": cfg.free_side,
                  "max_drop_deg": round(rep["max"], 2), "duration_s": round(t_s - rep["start"], 2),
-                 "cued": rep["cued"], "feedback_given": rep["feedback_given"],
-                 "time_past_threshold_s": round(past, 2), **fields}
+                 "cued": rep["cued"], "feedback_scheduled": rep["feedback_scheduled"],
+                 "feedback_given": rep["feedback_given"], "time_past_threshold_s": round(past, 2), **fields}
         self._set_reps.append(event)
         return event
 
@@ -274,7 +289,9 @@ class Exercise:
         cfg = self.cfg
         rep = self._rep
         if rep is None:
-            if drop > cfg.rep_start_deg:
+            if self._wait_for_start:
+                self._wait_for_start = drop >= cfg.rep_end_deg
+            elif drop > cfg.rep_start_deg:
                 self._new_rep(t_s, drop)
             return []
         if rep["returned_at"] is None:
@@ -308,7 +325,9 @@ class Exercise:
     def _squat(self, t_s: float, drop: float, fwd: float) -> list[dict]:
         cfg = self.cfg
         if self._rep is None:
-            if fwd > cfg.squat_start_deg:
+            if self._wait_for_start:
+                self._wait_for_start = fwd >= cfg.squat_end_deg
+            elif fwd > cfg.squat_start_deg:
                 self._new_rep(t_s, drop)
                 self._rep["max_fwd"] = fwd
             return []
@@ -320,16 +339,22 @@ class Exercise:
 
     # ---- sets ----
     def end_set(self, t_s: float) -> list[dict]:
-        """Close the current set and summarise it. A hip dip still down counts as a rep that did
-        not return to level; a squat rep in progress is dropped. Returns the events."""
+        """Close the current set and summarise it. A rep in progress (the set was ended mid-rep, or
+        the stream ended) is not counted: half a movement is not a rep, and its rest must not
+        become one either. It is reported as `rep_incomplete` and left out of every count.
+        Returns the events."""
         out = []
         events_reps = self._set_reps
-        if self.mode is not None:
+        if self.mode is not None:   # a mode may finish a whole rep here (pelvic tilt on its way back)
             out += self.mode.end_set(self, t_s)
-        if self._rep is not None and self.cfg.exercise in HIP_DIP_LIKE:
-            out.append(self._finish_rep(t_s, depth_deg=round(self._rep["max"], 2),
-                                        reached_target=self._rep["max"] >= self.cfg.threshold_deg,
-                                        returned_to_level=False, above_level_deg=0.0))
+        if self._rep is not None:
+            rep = self._rep
+            out.append({"event": "rep_incomplete", "t": t_s, "set": self.set_number,
+                        "exercise": self.cfg.exercise, "low_side": self.cfg.free_side,
+                        "started_t": round(rep["start"], 4), "max_drop_deg": round(rep["max"], 2),
+                        "cued": rep["cued"], "feedback_scheduled": rep["feedback_scheduled"],
+                        "feedback_given": rep["feedback_given"]})
+            self._wait_for_start = True
         self._rep = None
         self._track_time_past(t_s, -math.inf)  # close a running past-threshold period
         drops = [r["max_drop_deg"] for r in events_reps]

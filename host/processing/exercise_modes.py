@@ -38,7 +38,7 @@ class Motion(NamedTuple):
 
 class Mode:
     """Defaults: a fault cue on the free side's drop, no motion signals, a rep in progress at the
-    end of a set is dropped (it did not finish)."""
+    end of a set is not a rep (Exercise reports it as rep_incomplete)."""
     cue_kind = "fault"
     needs_motion = False
 
@@ -58,7 +58,8 @@ class Mode:
         return []
 
     def end_set(self, ex, t_s: float) -> list[dict]:
-        ex._rep = None
+        """Events for the end of a set; a movement still under way stays in ex._rep, and Exercise
+        reports it as `rep_incomplete` (never a rep)."""
         return []
 
 
@@ -251,7 +252,6 @@ class PelvicTilt(Mode):
         if self._phase == "back":  # the forward tilt and its return happened: a whole rep
             return [self._finish(ex, t_s)]
         self._phase = None
-        ex._rep = None
         return []
 
 

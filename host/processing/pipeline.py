@@ -12,6 +12,8 @@ Lost samples (sequence gaps) are bridged for the estimator by interpolating the 
 next one over as many sample periods as the device's timestamps say passed, so fusion never
 integrates across a gap as if no time had passed, and a `gap` event says how many were lost. The
 calibration's still phase measures the gyro bias; from then on the estimator runs on corrected data.
+A device clock that jumps (back, or far ahead of what the sequence numbers allow) gives a
+`clock_jump` event, and the time axis follows the sample count across it.
 The pipeline never blocks: sinks must return at once.
 """
 from __future__ import annotations
@@ -37,9 +39,10 @@ MAX_BRIDGE_S = 10.0  # longer gaps are not bridged sample by sample; the estimat
 
 
 class CueSink(Protocol):
-    def update(self, kind: str, on: bool, audible: bool, excess_deg: float, low_side: str) -> None:
+    def update(self, kind: str, on: bool, audible: bool, excess_deg: float, low_side: str) -> bool:
         """kind: "target" (hip dip reached its depth) or "fault" (past a limit); called every
-        sample with the current state, so the sink decides what is worth a sound call."""
+        sample with the current state, so the sink decides what is worth a sound call. Returns
+        True when a tone for this cue is sounding (or was just started): the record says so."""
 
 
 @dataclass
@@ -105,10 +108,13 @@ class Pipeline:
         if self.live is not None:
             self.live.update_status(**{f"threshold_{side}_deg": float(deg)})
 
-    def end_set(self) -> None:
-        """Close the exercise set now (stream ended, or the user ended it): emits its summary."""
+    def end_set(self, by_user: bool = False) -> None:
+        """Close the exercise set now (stream ended, or the user ended it: `by_user`, recorded as
+        the summary's `ended_by: "user"` so a replay ends it at the same moment): emits its summary."""
         if self.exercise.set_in_progress:
             for event in self.exercise.end_set(self.t_s):
+                if by_user and event["event"] == "set_summary":
+                    event["ended_by"] = "user"
                 self.emit(event)
         if self.cue is not None and self.exercise.cue_on:
             self.cue.update(self.exercise.cue_kind, False, False, 0.0, self.exercise.cue_side)
@@ -144,6 +150,8 @@ class Pipeline:
             self._rebase = False
             self._last = None  # no bridging across a restart
             self.t0_us = int(batch.t_device_us[0]) - int(round((self.t_s + 1.0 / self.rate_hz) * 1e6))
+        else:
+            self._check_clock(batch)
         if batch.lost_before:
             self._bridge_gap(batch)
         est, cal, ex = self.estimator, self.calibration, self.exercise
@@ -174,14 +182,21 @@ class Pipeline:
                     continue
             obl, fwd = pelvis_angles_deg(cal.result, est.quat_wxyz)
             motion = Motion(*vertical_motion(est.quat_wxyz, acc, gyr - cal.gyr_bias_dps)) if ex.needs_motion else None
-            for event in ex.update(t_s, obl, fwd, motion):
+            events = ex.update(t_s, obl, fwd, motion)
+            played = False  # the sound output says whether a tone is sounding (none: no output)
+            if on_time and self.cue is not None:
+                played = bool(self.cue.update(ex.cue_kind, ex.cue_on, ex.cue_audible, ex.cue_excess_deg,
+                                              ex.cue_side))
+                if played and ex.cue_on and not ex.cue_tone_played:
+                    ex.cue_sounded()
+            for event in events:
                 if not on_time:  # reps still count; a cue for the past is recorded but never sounded
                     event["late"] = True
                     if event["event"] == "cue_on":
                         event["audible"] = False
+                if event["event"] == "cue_on":
+                    event["tone_played"] = played
                 self.emit(event)
-            if on_time and self.cue is not None:
-                self.cue.update(ex.cue_kind, ex.cue_on, ex.cue_audible, ex.cue_excess_deg, ex.cue_side)
             if self.live is not None:
                 self.live.append(t_s, obl, fwd, ex.cue_on)
             if self.trace is not None:
@@ -194,6 +209,19 @@ class Pipeline:
             self.live.update_status(obliquity_deg=self.obliquity_deg,
                                     forward_tilt_deg=self.forward_tilt_deg, cue_on=ex.cue_on,
                                     reps=ex.reps, samples=self.samples, lost_samples=self.lost_samples)
+
+    def _check_clock(self, batch: SampleBatch) -> None:
+        """The sequence numbers say how much time passed since the last batch; a device clock that
+        went back, or ahead by far more than that, jumped (a clock reset, a faulty RTC). Then the
+        session's time axis follows the sample count across the jump (a `clock_jump` event says so),
+        so no duration goes negative and no time is invented."""
+        period_s = 1.0 / self.rate_hz
+        expected_s = self.t_s + (batch.lost_before + 1) * period_s
+        got_s = (int(batch.t_device_us[0]) - self.t0_us) * 1e-6
+        if self.samples == 0 or (self.t_s < got_s <= expected_s + max(1.0, expected_s - self.t_s)):
+            return
+        self.t0_us += int(round((got_s - expected_s) * 1e6))
+        self.emit({"event": "clock_jump", "t": round(self.t_s, 4), "jump_s": round(got_s - expected_s, 4)})
 
     def _bridge_gap(self, batch: SampleBatch) -> None:
         lost = batch.lost_before

@@ -11,12 +11,19 @@ the straight line under those minima (over the last `window_s`) that runs closes
 of their lower convex hull. Bins where every frame came late (a stall, a burst after a radio
 dropout) lie above it and do not matter. A device clock that jumps backward (a reboot) or far ahead
 starts the map afresh.
+
+`simulated`: a device clock more than SIMULATED_RATE_FACTOR off the host's is no crystal (those are
+within ±100 ppm, an uncalibrated RC oscillator within ±2%): it is a simulator run faster or slower
+than real time (`hiplevel sim --speed X`, replay pacing), and `time_scale` is that factor.
 """
 from __future__ import annotations
 
 import collections
 
 import numpy as np
+
+
+SIMULATED_RATE_FACTOR = 0.05  # device clock rate off by more than 5%: a time scale, not drift
 
 
 class ClockMap:
@@ -94,6 +101,16 @@ class ClockMap:
     def drift_ppm(self) -> float:
         """Device clock rate against the host's, in parts per million; positive = device runs fast."""
         return (1.0 / (1.0 + self.slope) - 1.0) * 1e6
+
+    @property
+    def time_scale(self) -> float:
+        """Device seconds per host second (1.0 in real time; X for a simulator at --speed X)."""
+        return 1.0 / (1.0 + self.slope)
+
+    @property
+    def simulated(self) -> bool:
+        """The device clock runs so far off the host's that it is a sped-up (or slowed) simulation."""
+        return abs(self.time_scale - 1.0) > SIMULATED_RATE_FACTOR
 
     def to_host(self, t_device_s: float) -> float:
         """Host time (time.monotonic()) at which the device's clock read t_device_s."""

@@ -19,7 +19,7 @@ from host import store
 from host.errors import UserError
 from host.report.svg import Chart, envelope, esc
 from host.report.text import describe_block, fmt_duration
-from host.session.review import cue_list, review_block
+from host.session.review import cue_list, review_block, step_within, threshold_steps
 
 PLOT_ROW_S = 120.0       # long blocks are drawn as rows of this many seconds
 MAX_POINTS = 1600        # per plot row: min/max per bucket keeps the peaks
@@ -51,12 +51,15 @@ def page(title: str, body: str) -> str:
 
 # ---- session report ----
 
-def angle_plots(t_s, obl, block: store.BlockInfo, cues, reps, marks, y_lim: float, t_cal: float | None) -> str:
+def angle_plots(t_s, obl, block: store.BlockInfo, cues, reps, marks, y_lim: float, t_cal: float | None,
+                events: list[dict] = ()) -> str:
     end = float(t_s[-1]) if len(t_s) else 1.0
     rows = max(1, math.ceil(end / PLOT_ROW_S)) if end > PLOT_ROW_S * 1.25 else 1
     span = end / rows if rows == 1 else PLOT_ROW_S
     out = []
-    thr_y = block.threshold_right_deg if block.free_side == "right" else -block.threshold_left_deg
+    sign = 1.0 if block.free_side == "right" else -1.0  # + = right hip low on the plot
+    # the free side's limit as it was at each moment (changed live: a step line)
+    steps_x, steps_y = threshold_steps(block, list(events), end)[block.free_side]
     for k in range(rows):
         a, b = k * span, min(end, (k + 1) * span) if rows > 1 else end
         c = Chart((a, a + span if rows > 1 else max(b, a + 1)), (-y_lim, y_lim), x_label="time (s)",
@@ -67,8 +70,15 @@ def angle_plots(t_s, obl, block: store.BlockInfo, cues, reps, marks, y_lim: floa
                 c.label((a + min(t_cal, a + span)) / 2, 0.35 * y_lim, "calibrating", color="#999")
         for cue in cues:
             c.band(cue[0], cue[1], COLORS["cue"] if cue[2] else COLORS["cue_silent"],
-                   f"cue {cue[0]:.1f}-{cue[1]:.1f} s" + ("" if cue[2] else " (silent: faded feedback)"))
-        c.hline(thr_y, COLORS["threshold"], label=f"threshold, {block.free_side} hip {abs(thr_y):g}° low")
+                   f"cue {cue[0]:.1f}-{cue[1]:.1f} s" + ("" if cue[2] else " (silent: no tone played)"))
+        sx, sy = step_within(steps_x, steps_y, a, b)
+        c.line(sx, [sign * y for y in sy], COLORS["threshold"], width=1.3, dash="6 4",
+               title=f"threshold ({block.free_side} hip low)")
+        c.label(b, sign * sy[-1] + 0.04 * y_lim * sign, f"threshold, {block.free_side} hip {sy[-1]:g}° low",
+                color=COLORS["threshold"], anchor="end")
+        for x in sorted({x for x in steps_x[1:-1] if a < x < b}):
+            y = float(steps_y[np.searchsorted(steps_x, x, side="right") - 1])
+            c.label(x, sign * y + 0.04 * y_lim * sign, f"{y:g}°", color=COLORS["threshold"], anchor="start")
         sel = (t_s >= a) & (t_s <= b)
         et, ey = envelope(t_s[sel], obl[sel], MAX_POINTS // 2)
         c.line(et, ey, COLORS["angle"], title="obliquity")
@@ -84,7 +94,7 @@ def angle_plots(t_s, obl, block: store.BlockInfo, cues, reps, marks, y_lim: floa
         out.append(c.svg(f"obliquity {a:.0f}-{b:.0f} s"))
     legend = ('<p class="legend"><span><i class="sw" style="background:{a}"></i>obliquity (+ = right hip low)</span>'
               '<span><i class="sw" style="background:{c};opacity:.5"></i>cue sounding</span>'
-              '<span><i class="sw" style="background:{s};opacity:.5"></i>cue silent (faded)</span>'
+              '<span><i class="sw" style="background:{s};opacity:.5"></i>cue silent (no tone played)</span>'
               '<span><i class="sw" style="border-top:2px dashed {t};height:0"></i>threshold</span>'
               '<span>numbers: rep ends</span></p>').format(a=COLORS["angle"], c=COLORS["cue"],
                                                           s=COLORS["cue_silent"], t=COLORS["threshold"])
@@ -109,7 +119,8 @@ def table(header: list[str], rows: list[list], left: int = 0) -> str:
 
 
 REP_HEAD = [("index", "rep"), ("set", "set"), ("t", "end (s)"), ("low_side", "side"),
-            ("max_drop_deg", "max drop (°)"), ("duration_s", "duration (s)"), ("cued", "cue")]
+            ("max_drop_deg", "max drop (°)"), ("duration_s", "duration (s)"), ("cued", "cue"),
+            ("feedback_given", "tone played")]
 
 
 def rep_table(reps: list[dict]) -> str:
@@ -156,6 +167,19 @@ def block_section(conn, session, b: store.BlockInfo) -> str:
         out.append(f" Calibrated at {cal.get('t', 0):.1f} s{f' ({esc(how)})' if how else ''}; sensor tilt on the "
                    f"belt {cal.get('mounting_tilt_deg', '?')}°.")
     out.append(f" Status: {esc(b.status)}.</p>")
+    changes = [e for e in recorded if e.get("event") == "threshold_changed"]
+    if changes:
+        out.append("<p>Thresholds changed live: " + "; ".join(
+            f"{esc(e.get('side'))} to {e.get('threshold_deg')}° at {float(e.get('t', 0)):.1f} s" for e in changes)
+            + ". Replay and plot apply each change at its moment.</p>")
+    if b.calibration is None and b.frame_count:
+        fails = [e for _, e in store.events(conn, b.id) if e.get("event") == "calibration_failed"]
+        out.append('<p class="note">Calibration never finished'
+                   + (f" ({len(fails)} attempt(s) refused; the last: {esc(fails[-1].get('message', ''))})"
+                      if fails else "")
+                   + f", so no reps were counted live. The data are recorded: <code>hiplevel replay "
+                     f"{session.id} --calibration standing</code> calibrates from the recording's first still "
+                     f"phase and counts the reps.</p>")
     t_s = obl = np.zeros(0)
     try:
         review = review_block(conn, b)
@@ -165,18 +189,20 @@ def block_section(conn, session, b: store.BlockInfo) -> str:
     if review is not None and len(review.t_s):
         t_s, obl = review.t_s, review.obliquity_deg
         if not review.comparison.same:
-            out.append(f'<p class="note">The plot is a re-analysis with the stored settings, and it differs '
-                       f"from what happened live (were settings changed during the block?): "
+            out.append(f'<p class="note">The plot is a re-analysis with the stored settings and the changes '
+                       f"made live, and it differs from what happened live: "
                        f"{esc(review.comparison.sentence())} The tables show the reps as recorded live.</p>")
     if len(t_s):
         y_lim = max(8.0, math.ceil((np.nanmax(np.abs(obl)) + 1.0) / 2) * 2,
-                    b.threshold_left_deg + 2, b.threshold_right_deg + 2)
+                    b.threshold_left_deg + 2, b.threshold_right_deg + 2,
+                    *(float(e["threshold_deg"]) + 2 for e in recorded
+                      if e.get("event") == "threshold_changed" and isinstance(e.get("threshold_deg"), (int, float))))
         cues = cue_list(recorded, float(t_s[-1]))
         t_cal = (b.calibration or {}).get("t")
-        out.append(angle_plots(t_s, obl, b, cues, reps, marks, y_lim, t_cal))
+        out.append(angle_plots(t_s, obl, b, cues, reps, marks, y_lim, t_cal, recorded))
         total = sum(c[1] - c[0] for c in cues)
         out.append(f"<p>{len(cues)} cue periods, {total:.1f} s in all"
-                   + (f" ({sum(1 for c in cues if not c[2])} silent by faded feedback)" if any(not c[2] for c in cues)
+                   + (f" ({sum(1 for c in cues if not c[2])} silent: no tone was played)" if any(not c[2] for c in cues)
                       else "") + ".</p>")
     else:
         out.append("<p>No angle data (the block ended before calibration).</p>")
@@ -189,6 +215,12 @@ def block_section(conn, session, b: store.BlockInfo) -> str:
         except Exception:  # noqa: BLE001 - an older/newer summary format: show the numbers instead
             lines = [", ".join(f"{k} {v}" for k, v in s.items() if k != "event") for s in summaries]
         out.append("<h3>Sets</h3><ul>" + "".join(f"<li>{esc(x)}</li>" for x in lines) + "</ul>")
+    untoned = [r for r in reps if r.get("cued") and "feedback_given" in r and not r["feedback_given"]]
+    if untoned:
+        faded = sum(1 for r in untoned if r.get("feedback_scheduled") is False)
+        out.append(f'<p class="note">{len(untoned)} of the reps with the cue got no tone: no tone was played'
+                   + (f" ({faded} kept silent by faded feedback, the others had no sound output or were muted)"
+                      if faded else " (no sound output, or muted)") + ".</p>")
     out.append("<h3>Reps</h3>" + (rep_table(reps) if reps else "<p>No reps.</p>"))
     if marks:
         out.append("<h3>Therapist markers</h3>" + table(

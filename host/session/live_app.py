@@ -12,6 +12,7 @@ headless, on a worker thread under the window; window commands cross over throug
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from dataclasses import dataclass
 
@@ -46,7 +47,7 @@ class SessionControls:
         self.session.call(self.session.pipeline.set_threshold, side, deg)
 
     def end_set(self):
-        self.session.call(self.session.pipeline.end_set)
+        self.session.call(self.session.pipeline.end_set, True)
 
     def set_muted(self, muted: bool):
         if self.player is not None:
@@ -100,6 +101,30 @@ def _run_window(session, live, player, recorder, title: str) -> None:
             patient=recorder.patient if recording else None)
 
 
+USER_END_REASON = "ended by the user"  # Ctrl-C on a headless run: the normal way to stop a real sensor
+
+
+async def _run_headless(session, live, out, say):
+    """The console view beside the session. The first Ctrl-C (SIGINT) ends the session as the user
+    asked: the set is closed, the summary and the `end` event are written, the exit status is 0. A
+    second Ctrl-C aborts (KeyboardInterrupt, exit status 130, the session is left interrupted)."""
+    from host.sinks.console import run_with_console
+    loop = asyncio.get_running_loop()
+
+    def on_sigint():
+        loop.remove_signal_handler(signal.SIGINT)  # back to Python's default: the next one aborts
+        say("\nCtrl-C: ending the set and the session (Ctrl-C again to abort).")
+        session.stop(USER_END_REASON)
+    try:
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+    except (NotImplementedError, RuntimeError, ValueError):  # no Unix signals, or not the main thread
+        pass
+    try:
+        return await run_with_console(session, live, out)
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+
+
 def run_live(transport, cfg: PipelineConfig, opts: LiveOptions) -> int:
     """Run one live session to its end; 0 when the stream ended normally, 1 when it broke off.
     Raises UserError when the link never opened (the reason is all there is to say)."""
@@ -135,8 +160,7 @@ def run_live(transport, cfg: PipelineConfig, opts: LiveOptions) -> int:
             _run_window(session, live, player, recorder, opts.title)
             summary = session.summary
         else:
-            from host.sinks.console import run_with_console
-            summary = asyncio.run(run_with_console(session, live, text_out))
+            summary = asyncio.run(_run_headless(session, live, text_out, say))
     finally:
         # the recording first: whatever a side output does at its close must not cost the session
         _close_each(say, ("the recording", recorder and recorder.close), ("the angle file", trace and trace.close),

@@ -55,6 +55,8 @@ def config_for(s: store.BlockInfo, overrides=None) -> PipelineConfig:
     kw.setdefault("estimator", s.estimator)
     if o is not None and getattr(o, "estimator", None):
         kw["estimator"] = o.estimator
+    if o is not None and getattr(o, "calibration", None):
+        kw["calibration"] = o.calibration
     if kw.get("estimator") not in ESTIMATORS:
         raise UserError(f"session {s.session_id} was recorded with the estimator {kw.get('estimator')!r}, "
                         f"which this version does not have; choose one with --estimator "
@@ -62,6 +64,35 @@ def config_for(s: store.BlockInfo, overrides=None) -> PipelineConfig:
     if getattr(ESTIMATORS[kw["estimator"]], "live", True) is False:
         raise UserError(f"the {kw['estimator']} estimator needs the whole recording; replay runs the live pipeline")
     return PipelineConfig(exercise=ex, **kw)
+
+
+def threshold_steps(block: store.BlockInfo, events: list[dict], end_t_s: float) -> dict:
+    """Each side's limit over time: the block's setting, then every `threshold_changed` from the
+    window, as step lines (x, y) in degrees of drop (the report, the review window)."""
+    out = {}
+    for side in ("left", "right"):
+        xs, ys = [0.0], [float(getattr(block, f"threshold_{side}_deg"))]
+        for e in events:
+            if e.get("event") == "threshold_changed" and e.get("side") == side:
+                t = float(e.get("t", 0.0))
+                xs += [t, t]
+                ys += [ys[-1], float(e["threshold_deg"])]
+        xs.append(max(end_t_s, xs[-1]))
+        ys.append(ys[-1])
+        out[side] = (np.array(xs), np.array(ys))
+    return out
+
+
+def step_within(xs: np.ndarray, ys: np.ndarray, a: float, b: float) -> tuple[list, list]:
+    """The part of a step line (from threshold_steps) between times a and b."""
+    keep_x, keep_y = [a], [float(ys[np.searchsorted(xs, a, side="right") - 1]) if xs[0] <= a else float(ys[0])]
+    for x, y in zip(xs, ys):
+        if a < x < b:
+            keep_x.append(float(x))
+            keep_y.append(float(y))
+    keep_x.append(b)
+    keep_y.append(keep_y[-1])
+    return keep_x, keep_y
 
 
 def _no_display():
@@ -110,9 +141,18 @@ class Replay:
         return self.summary.ok or self.transport.finished
 
 
+def steering_of(events: list[dict]) -> list[dict]:
+    """What the user changed live, from a block's recorded events: every threshold change, and every
+    set the user ended ("End this set"), to be applied again at their times."""
+    return [e for e in events if e.get("event") == "threshold_changed"
+            or (e.get("event") == "set_summary" and e.get("ended_by") == "user")]
+
+
 def replay_block(conn, s: store.BlockInfo, cfg: PipelineConfig, speed: float | None = None, log=None,
-               trace: bool = False, console=None) -> Replay:
-    """Run one stored block through runner.StreamRunner. trace=True also returns the per-sample angles."""
+               trace: bool = False, console=None, steer: bool = True) -> Replay:
+    """Run one stored block through runner.StreamRunner. trace=True also returns the per-sample angles.
+    steer: apply what the user changed live (thresholds, sets ended) at the moments it happened, so a
+    replay with the stored settings is the live run; False for a re-analysis with other thresholds."""
     from host.sinks.live import LiveBuffer
     from host.session.runner import StreamRunner
     from host.links.replay import ReplayTransport
@@ -128,8 +168,9 @@ def replay_block(conn, s: store.BlockInfo, cfg: PipelineConfig, speed: float | N
     live = LiveBuffer() if console is not None else _no_display()
     collect = _Collect(log)
     # a recording cannot fall silent, so the no-data timeout is off
+    steering = steering_of([e for _, e in store.events(conn, s.id)]) if steer else None
     session = StreamRunner(transport, cfg, events=collect, live=live, trace=tracer if trace else None,
-                      no_data_timeout_s=math.inf)
+                           no_data_timeout_s=math.inf, steering=steering)
     t0 = time.perf_counter()
     if console is not None:
         from host.sinks.console import run_with_console
@@ -171,8 +212,9 @@ def compare_reps(live_reps: list[dict], replay_reps: list[dict]) -> RepCompariso
 
 
 def cue_list(events: list[dict], end_t: float) -> list[tuple[float, float, bool]]:
-    """(start, end, audible) per cue, from the recorded cue_on / cue_off events."""
-    audible = [e.get("audible", True) for e in events if e.get("event") == "cue_on"]
+    """(start, end, audible) per cue, from the recorded cue_on / cue_off events. audible: a tone was
+    played (`tone_played`; older recordings only say whether the feedback schedule wanted one)."""
+    audible = [e.get("tone_played", e.get("audible", True)) for e in events if e.get("event") == "cue_on"]
     periods = store.cue_periods(events, end_t)
     return [(a, b, bool(audible[i]) if i < len(audible) else True) for i, (a, b) in enumerate(periods)]
 

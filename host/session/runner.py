@@ -39,30 +39,58 @@ class RunSummary:
     cue_count: int = 0
     sets: list = field(default_factory=list)
     frame_errors: dict = field(default_factory=dict)
-    clock_drift_ppm: float = 0.0
+    clock_drift_ppm: float | None = 0.0  # None: a simulation's time scale, not a clock's drift
+    time_scale: float | None = None      # device seconds per host second, when simulated
+    clock_jumps: list = field(default_factory=list)  # jump_s of each clock_jump event
+    calibrated: bool = False
+    calibration_failures: list = field(default_factory=list)  # the calibration_failed events
 
     def as_event(self, t: float) -> dict:
         return {"event": "end", "t": round(t, 4), "reason": self.reason, "samples": self.samples,
                 "lost_samples": self.lost_samples, "reps": len(self.reps),
                 "cued_reps": sum(1 for r in self.reps if r.get("cued")),
-                "frame_errors": self.frame_errors, "clock_drift_ppm": round(self.clock_drift_ppm, 1)}
+                "frame_errors": self.frame_errors,
+                "clock_drift_ppm": None if self.clock_drift_ppm is None else round(self.clock_drift_ppm, 1),
+                **({"time_scale": round(self.time_scale, 3)} if self.time_scale is not None else {}),
+                "calibrated": self.calibrated, "calibration_failures": len(self.calibration_failures),
+                **({"calibration_last_failure": self.calibration_failures[-1]["reason"]}
+                   if self.calibration_failures and not self.calibrated else {})}
 
     def text(self) -> str:
         lines = [f"Session ended: {self.reason}."]
+        if not self.calibrated and self.samples:
+            fails = self.calibration_failures
+            lines.append("Calibration never finished"
+                         + (f" ({len(fails)} attempt(s) refused; the last: {fails[-1]['message']})" if fails else "")
+                         + ", so no reps were counted. The recording keeps all the data: `hiplevel replay "
+                           "SESSION --calibration standing` calibrates from its first still phase and counts "
+                           "the reps.")
         cued = sum(1 for r in self.reps if r.get("cued"))
-        lines.append(f"Reps: {len(self.reps)} ({cued} with the cue).")
+        silent = sum(1 for r in self.reps if r.get("cued") and r.get("feedback_scheduled", True)
+                     and not r.get("feedback_given"))
+        lines.append(f"Reps: {len(self.reps)} ({cued} with the cue"
+                     + (f"; {silent} of them without a tone: no sound output, or muted" if silent else "")
+                     + ").")
         lines += [summary_text(s) for s in self.sets]
         lines.append(f"Samples: {self.samples}, lost: {self.lost_samples}"
                      + (f", damaged frames skipped: {sum(self.frame_errors.values())}" if self.frame_errors else "")
                      + ".")
+        if self.clock_jumps:
+            lines.append(f"The sensor's clock jumped {len(self.clock_jumps)} time(s) "
+                         f"({', '.join(f'{j:+.1f} s' for j in self.clock_jumps)}); the session's time "
+                         f"follows the sample count across each jump.")
         return "\n".join(lines)
 
 
 class StreamRunner:
     def __init__(self, transport: Transport, cfg: PipelineConfig, events: EventLog | None = None,
                  live: LiveBuffer | None = None, cue=None, trace=None, no_data_timeout_s: float = 15.0,
-                 recorder=None):
+                 recorder=None, steering=None):
         self.transport = transport
+        # steering: recorded commands of a live run (threshold_changed events, set_summary events of
+        # a set the user ended), applied again at their times when a stored block is replayed.
+        self._steering = sorted((e for e in steering or () if isinstance(e.get("t"), (int, float))),
+                                key=lambda e: e["t"])
         # recorder: optional sink with frame(t_host_s, frame_bytes), event(dict); it must never raise
         # into the live path (it reports its own problems) and it is closed by whoever made it.
         self.recorder = recorder
@@ -76,6 +104,7 @@ class StreamRunner:
         self.loop = None
         self._stop = None
         self._link_down = False  # a self-reconnecting link is down: silence is expected, not an error
+        self._stop_reason = "stopped by the user"
         transport.on_event = self._link_event
 
     def _emit(self, event: dict) -> None:
@@ -87,6 +116,12 @@ class StreamRunner:
             self.live.update_status(last_rep=event, reps=len(self.summary.reps))
         elif kind == "cue_on":
             self.summary.cue_count += 1
+        elif kind == "calibrated":
+            self.summary.calibrated = True
+        elif kind == "calibration_failed":
+            self.summary.calibration_failures.append(event)
+        elif kind == "clock_jump":
+            self.summary.clock_jumps.append(event["jump_s"])
         elif kind == "set_summary":
             self.summary.sets.append(event)
             self.live.update_status(last_summary=event)
@@ -120,7 +155,9 @@ class StreamRunner:
             return False
         return True
 
-    def stop(self) -> None:
+    def stop(self, reason: str = "stopped by the user") -> None:
+        """End the stream as the user asked: the set is closed, the summary and `end` event written."""
+        self._stop_reason = reason
         if self._stop is not None:
             self.call(self._stop.set)
 
@@ -149,7 +186,10 @@ class StreamRunner:
         deframer = getattr(self.transport, "deframer", None)  # serial byte-level errors
         if deframer is not None:
             s.frame_errors.update(deframer.errors)
-        s.clock_drift_ppm = self.clock.drift_ppm
+        if self.clock.simulated:  # e.g. `hiplevel sim --speed 4`: a time scale, not a drifting clock
+            s.clock_drift_ppm, s.time_scale = None, self.clock.time_scale
+        else:
+            s.clock_drift_ppm = self.clock.drift_ppm
         self._emit(s.as_event(self.pipeline.t_s))
         self.live.update_status(ended=True, link="ended" if s.ok else "error", message=s.reason,
                                 cue_on=False)
@@ -168,7 +208,7 @@ class StreamRunner:
                     if drained % 64 == 0:  # a long backlog: let the console view and GUI commands run
                         await asyncio.sleep(0)
                         if self._stop.is_set():
-                            s.reason = "stopped by the user"
+                            s.reason = self._stop_reason
                             return
                 else:
                     read = asyncio.ensure_future(self.transport.read())
@@ -176,7 +216,7 @@ class StreamRunner:
                                                  return_when=asyncio.FIRST_COMPLETED)
                     if stop_wait in done:
                         read.cancel()
-                        s.reason = "stopped by the user"
+                        s.reason = self._stop_reason
                         return
                     if not done:
                         read.cancel()
@@ -212,6 +252,23 @@ class StreamRunner:
         batch = self.pipeline.feed_frame(self.decoder, frame, t_host, on_time=not late)
         if batch is not None and not late:  # a re-sent frame says nothing about the clocks
             self.clock.add(batch.t_device_us[-1] * 1e-6, t_host)
+        if self._steering:
+            self._steer()
+
+    def _steer(self) -> None:
+        """Apply the recorded commands that were given live after the sample just processed: a
+        live command arrives between two frames, and its event has the time of the last sample
+        before it (rounded to 0.1 ms, as every event time)."""
+        now = round(self.pipeline.t_s, 4)
+        while self._steering and self._steering[0]["t"] <= now:
+            e = self._steering.pop(0)
+            if e["event"] == "threshold_changed":
+                try:
+                    self.pipeline.set_threshold(e["side"], e["threshold_deg"])
+                except (KeyError, TypeError, ValueError):  # a damaged or foreign record: keep going
+                    pass
+            elif e["event"] == "set_summary":
+                self.pipeline.end_set(by_user=True)
 
     def start_in_thread(self) -> threading.Thread:
         """Run the session on its own thread with its own event loop (used under the GUI)."""

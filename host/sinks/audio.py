@@ -279,6 +279,11 @@ class CuePlayer:
         return s is not None and s.active
 
     @property
+    def can_sound(self) -> bool:
+        """A cue asked for now would be heard: the stream runs, not muted, volume above 0."""
+        return self.running and not self.muted and self.volume > 0.0
+
+    @property
     def output_latency_s(self) -> float | None:
         s = self._stream
         return None if s is None else float(s.latency)
@@ -410,25 +415,30 @@ class CuePlayer:
 
 class AudioCueSink:
     """Pipeline cue state -> CuePlayer calls, only when something audible changes: the target
-    chime once per crossing, the fault tone on/off with its pitch following the excess."""
+    chime once per crossing, the fault tone on/off with its pitch following the excess. `update`
+    returns whether a tone is sounding for the cue (the player's stream runs, it is not muted and
+    the volume is above 0), so the record never says a cue was heard when it was not."""
 
     def __init__(self, player):
         self.player = player
         self._on = False
         self._last_update = 0.0
 
-    def update(self, kind: str, on: bool, audible: bool, excess_deg: float, low_side: str) -> None:
+    def update(self, kind: str, on: bool, audible: bool, excess_deg: float, low_side: str) -> bool:
         pan = 0.6 if low_side == "right" else -0.6  # toward the low side
         if kind == "target":
+            played = False
             if on and not self._on and audible:
                 self.player.play_target(pan)
+                played = self.player.can_sound
             self._on = on
-            return
+            return played
         on = on and audible
         if on != self._on or (on and time.monotonic() - self._last_update > 0.02):
             self.player.set_fault(on, fault_pitch_hz(excess_deg), pan)
             self._on = on
             self._last_update = time.monotonic()
+        return on and self.player.can_sound
 
 
 def open_cue_player(mute: bool, volume: float, private_audio: bool, say) -> CuePlayer | None:

@@ -71,7 +71,8 @@ def test_sets_and_faded_feedback_end_to_end(tmp_path):
     events = events_of(ev)
     reps = by_kind(events, "rep")
     assert len(reps) == 8 and all(rep["cued"] for rep in reps)
-    given = [rep["feedback_given"] for rep in reps]
+    given = [rep["feedback_scheduled"] for rep in reps]
+    assert not any(rep["feedback_given"] for rep in reps)  # --mute: no tone was played
     assert given[:4] == given[4:]  # the schedule restarts with each set
     assert given[0] is True and given[3] is False and sum(given[:4]) == 2
     assert [s["reps"] for s in by_kind(events, "set_summary")] == [4, 4]

@@ -267,7 +267,7 @@ def test_format_event_orders_known_keys_and_keeps_unknown_ones():
            "unset": None}
     rows = format_event(rep)
     assert rows[:3] == [("Deepest drop", "6.0°"), ("Time past limit", "0.4 s"), ("Duration", "2.3 s")]
-    assert ("Cue sounded", "yes") in rows and ("Cue heard", "no") in rows
+    assert ("Cue triggered", "yes") in rows and ("Tone played", "no") in rows
     assert ("Low side", "right") in rows and ("Rep number", "4") in rows
     assert rows[-2:] == [("Peak time", "812 ms"), ("Note", "slow")]
     assert not any(label in ("Event", "T", "Exercise", "Unset") for label, _ in rows)
