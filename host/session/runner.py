@@ -13,6 +13,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 from host.sinks.event_log import EventLog
@@ -99,10 +100,12 @@ class StreamRunner:
                    "reconnecting": "reconnecting", "gave_up": "error"}
 
     def _link_event(self, kind: str, **fields) -> None:
+        if kind == "sensor_restarted":
+            # The decoder finds a restart from sequence and time together, on every link and in every
+            # replay, and the pipeline reports it; a link's own guess would report it twice.
+            log.debug("link reports a sensor restart (%s); left to the decoder", fields)
+            return
         self._emit({"event": kind, "t": self.pipeline.t_s, **fields})
-        if kind == "sensor_restarted":  # its numbering and clock began again
-            self.decoder.next_seq = None
-            self.pipeline.restart_segment()
         if kind in self.LINK_STATES:
             self._link_down = kind in ("disconnected", "reconnecting")
             message = {"disconnected": "Sensor connection lost: reconnecting…",
@@ -145,10 +148,7 @@ class StreamRunner:
             await self.transport.close()
         self.pipeline.end_set()
         s.samples, s.lost_samples = self.pipeline.samples, self.pipeline.lost_samples
-        s.frame_errors = dict(self.decoder.errors)
-        deframer = getattr(self.transport, "deframer", None)  # serial byte-level errors
-        if deframer is not None:
-            s.frame_errors.update(deframer.errors)
+        s.frame_errors = self.frame_errors()
         s.clock_drift_ppm = self.clock.drift_ppm
         self._emit(s.as_event(self.pipeline.t_s))
         self.live.update_status(ended=True, link="ended" if s.ok else "error", message=s.reason,
@@ -158,7 +158,8 @@ class StreamRunner:
     async def _stream(self) -> None:
         s, dec = self.summary, self.decoder
         stop_wait = asyncio.ensure_future(self._stop.wait())
-        last_data = time.monotonic()
+        last_data = last_samples = time.monotonic()  # any frame / a frame that carried samples
+        warned_at = 0.0
         drained = 0
         try:
             while True:
@@ -181,10 +182,14 @@ class StreamRunner:
                     if not done:
                         read.cancel()
                         silent = time.monotonic() - last_data
+                        quiet = time.monotonic() - last_samples
                         if self._link_down:  # the transport is reconnecting; it gives up by itself
-                            last_data = time.monotonic()
+                            last_data = last_samples = time.monotonic()
                         elif silent > self.no_data_timeout_s:
                             s.ok, s.reason = False, f"no data from the sensor for {silent:.0f} s"
+                            return
+                        elif quiet > self.no_data_timeout_s:  # frames came, then silence: no samples
+                            s.ok, s.reason = False, f"no samples from the sensor for {quiet:.0f} s"
                             return
                         else:
                             self.live.update_status(message=f"No data from the sensor for {silent:.0f} s…")
@@ -196,15 +201,29 @@ class StreamRunner:
                                     f"lost the sensor ({self.transport.lost_reason or 'link closed'})")
                         return
                 last_data = item[0]
-                self._handle(item)
+                if self._handle(item) is not None or self._link_down:
+                    last_samples = time.monotonic()
+                else:
+                    # Frames keep coming but none carries samples (an IMU that stalled behind working
+                    # firmware, or only damaged frames): the same bound as silence, in its own words.
+                    quiet = time.monotonic() - last_samples
+                    if quiet > self.no_data_timeout_s:
+                        s.ok, s.reason = False, (f"the sensor stayed connected but sent no samples for {quiet:.0f} s "
+                                               "(its motion sensor may have stopped)")
+                        return
+                    if quiet > NO_DATA_WARN_S and time.monotonic() - warned_at > 1.0:
+                        warned_at = time.monotonic()
+                        self.live.update_status(message=f"The sensor is connected but sent no samples for "
+                                                        f"{quiet:.0f} s…")
                 if dec.stopped:
                     s.reason = "the sensor finished the set"
                     return
         finally:
             stop_wait.cancel()
 
-    def _handle(self, item) -> None:
-        """One frame from the transport: record it, decode it, run its samples through."""
+    def _handle(self, item):
+        """One frame from the transport: record it, decode it, run its samples through. Returns the
+        batch of samples it carried, if any."""
         t_host, frame = item
         late = self.transport.late
         if self.recorder is not None:
@@ -212,6 +231,16 @@ class StreamRunner:
         batch = self.pipeline.feed_frame(self.decoder, frame, t_host, on_time=not late)
         if batch is not None and not late:  # a re-sent frame says nothing about the clocks
             self.clock.add(batch.t_device_us[-1] * 1e-6, t_host)
+        return batch
+
+    def frame_errors(self) -> dict:
+        """Skipped frames by reason: the decoder's and the serial deframer's, summed once per reason
+        (both count `truncated`, each for its own frames)."""
+        total = Counter(self.decoder.errors)
+        deframer = getattr(self.transport, "deframer", None)  # serial byte-level errors
+        if deframer is not None:
+            total.update(deframer.errors)
+        return {k: v for k, v in sorted(total.items()) if v > 0}
 
     def start_in_thread(self) -> threading.Thread:
         """Run the session on its own thread with its own event loop (used under the GUI)."""
