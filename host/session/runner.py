@@ -59,6 +59,11 @@ class RunSummary:
         return "\n".join(lines)
 
 
+def internal_error_reason(e: BaseException) -> str:
+    """The end reason for a session stopped by a bug: one sentence without a traceback."""
+    return f"live feedback stopped after an internal error ({type(e).__name__}: {e})"
+
+
 class StreamRunner:
     def __init__(self, transport: Transport, cfg: PipelineConfig, events: EventLog | None = None,
                  live: LiveBuffer | None = None, cue=None, trace=None, no_data_timeout_s: float = 15.0,
@@ -143,7 +148,11 @@ class StreamRunner:
             except TransportError as e:
                 s.ok, s.reason = False, str(e)
                 return s
-            await self._stream()
+            try:
+                await self._stream()
+            except Exception as e:  # noqa: BLE001 - a bug must end the session in words, recorded
+                log.exception("the pipeline failed")
+                s.ok, s.reason = False, internal_error_reason(e)
         finally:
             await self.transport.close()
         self.pipeline.end_set()
@@ -243,9 +252,16 @@ class StreamRunner:
         return {k: v for k, v in sorted(total.items()) if v > 0}
 
     def start_in_thread(self) -> threading.Thread:
-        """Run the session on its own thread with its own event loop (used under the GUI)."""
+        """Run the session on its own thread with its own event loop (used under the GUI). If the
+        thread dies anyway, the live status says so (ended, link error, one sentence) for the window."""
         def target():
-            asyncio.run(self.run())
+            try:
+                asyncio.run(self.run())
+            except BaseException as e:  # noqa: BLE001 - nobody else would hear of it on this thread
+                log.exception("the session thread failed")
+                self.summary.ok, self.summary.reason = False, internal_error_reason(e)
+                self.live.update_status(ended=True, link="error", cue_on=False,
+                                        message=self.summary.reason)
         thread = threading.Thread(target=target, name="hiplevel-pipeline", daemon=True)
         thread.start()
         return thread
