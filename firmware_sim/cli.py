@@ -11,6 +11,8 @@ import sys
 
 from host.commands.argtypes import loss_fraction, number, positive, tcp_port
 
+from host.protocol.frames import SEQ_MODULO
+
 from .device import RATES_HZ, SimDevice
 from .motion import EXERCISES, SIDES, SWINGS, Scenario
 
@@ -78,6 +80,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "AT seconds into the stream, e.g. 12:-5")
     p.add_argument("--no-noise", action="store_true", help="ideal sensor (no noise, no bias)")
     p.add_argument("--truth", metavar="FILE", help="write the true obliquity per sample to this CSV")
+    faults = p.add_argument_group("firmware faults (serial link), for testing the host")
+    faults.add_argument("--restart-at", type=positive, default=None, metavar="S",
+                        help="reboot once at this true time: numbering and clock start over, streaming resumes")
+    faults.add_argument("--seq-jump-at", type=positive, default=None, metavar="S",
+                        help="the sample numbering jumps by 2^31 once at this true time (the clock runs on)")
+    faults.add_argument("--stall-at", type=positive, default=None, metavar="S",
+                        help="the IMU stops at this true time: no more samples, INFO goes on every second")
 
 
 def scenario_from_args(args) -> Scenario:
@@ -96,6 +105,43 @@ def scenario_from_args(args) -> Scenario:
                     bend_deg=args.bend_deg, swing=args.swing,
                     tilt_deg=[tilts[i % len(tilts)] for i in range(reps)],
                     hold_s=args.hold_s, rest_s=args.rest_s)
+
+
+class FaultyDevice:
+    """A SimDevice whose firmware misbehaves once at a given true time (see the fault options):
+    everything else is delegated to the device, so the link serves it unchanged."""
+
+    def __init__(self, device: SimDevice, restart_at_s=None, seq_jump_at_s=None, stall_at_s=None):
+        self._device = device
+        self._faults = sorted((t, kind) for t, kind in ((restart_at_s, "restart"), (seq_jump_at_s, "jump"),
+                                                        (stall_at_s, "stall")) if t is not None)
+        self._stalled = False
+
+    def __getattr__(self, name):
+        return getattr(self._device, name)
+
+    def frames_due(self, t_true_s: float) -> list[bytes]:
+        dev, out = self._device, []
+        while self._faults and self._faults[0][0] <= t_true_s:
+            at_s, kind = self._faults.pop(0)
+            if not self._stalled:
+                out += dev.frames_due(at_s)
+            if kind == "stall":
+                self._stalled = True
+            elif kind == "jump":
+                dev._seq = (dev._seq + SEQ_MODULO // 2) % SEQ_MODULO
+            else:  # reboot: up-time starts again from ~0.3 s (the true-time mapping moves with it)
+                shift = dev._dev_us - 300_000.0
+                dev._dev_us -= shift
+                dev.boot_us -= shift
+                dev._seq = 0
+                dev._history.clear()
+                out.append(dev.info_frame())  # a booting sensor announces itself
+        return out if self._stalled else out + dev.frames_due(t_true_s)
+
+    @property
+    def finished(self) -> bool:
+        return False if self._stalled else self._device.finished
 
 
 def run(args) -> int:
@@ -132,6 +178,8 @@ def run(args) -> int:
         if args.dropout_at is not None:
             raise UserError("--dropout-at is for the BLE link (--link ble); a serial cable does not go out of range")
         from .link_pty import run_pty
+        if args.restart_at or args.seq_jump_at or args.stall_at:
+            device = FaultyDevice(device, args.restart_at, args.seq_jump_at, args.stall_at)
         return run_pty(device, speed=args.speed, corrupt=args.corrupt, clock_jump=args.clock_jump)
     except KeyboardInterrupt:
         return 130

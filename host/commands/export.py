@@ -44,12 +44,18 @@ def add_arguments(p) -> None:
 def decode_samples(conn, block: store.BlockInfo) -> dict[str, np.ndarray]:
     """Every sample the decoder yields from the stored frames, in physical units."""
     dec = SampleDecoder()
-    seq, t_us, t_host, acc, gyr = [], [], [], [], []
+    seq, t_us, t_host, acc, gyr, t_s = [], [], [], [], [], []
+    t0_us, end_s = None, 0.0
     for t_h, frame, _late in store.frames(conn, block.id):
         batch = dec.feed(frame, t_h)
         if batch is None:
             continue
         n = len(batch.t_device_us)
+        if t0_us is None or batch.restarted:  # as the pipeline does: time runs on across a restart
+            t0_us = int(batch.t_device_us[0]) - (int(round((end_s + 1.0 / dec.info.rate_hz) * 1e6))
+                                                 if t0_us is not None else 0)
+        t_s.append((batch.t_device_us - t0_us) * 1e-6)
+        end_s = float(t_s[-1][-1])
         seq.append(batch.seq + np.arange(n))
         t_us.append(batch.t_device_us)
         t_host.append(np.full(n, t_h))
@@ -58,18 +64,19 @@ def decode_samples(conn, block: store.BlockInfo) -> dict[str, np.ndarray]:
     if not seq:
         empty = np.zeros(0)
         return {"seq": empty.astype(np.int64), "t_device_us": empty.astype(np.int64), "t_host_s": empty,
-                "acc_g": np.zeros((0, 3)), "gyr_dps": np.zeros((0, 3))}
+                "acc_g": np.zeros((0, 3)), "gyr_dps": np.zeros((0, 3)), "t_s": empty}
     return {"seq": np.concatenate(seq), "t_device_us": np.concatenate(t_us), "t_host_s": np.concatenate(t_host),
-            "acc_g": np.concatenate(acc), "gyr_dps": np.concatenate(gyr)}
+            "acc_g": np.concatenate(acc), "gyr_dps": np.concatenate(gyr), "t_s": np.concatenate(t_s)}
 
 
 def angles_for(samples: dict, review) -> tuple[np.ndarray, np.ndarray]:
-    """Obliquity and forward tilt per decoded sample (NaN before calibration), joined by sequence."""
+    """Obliquity and forward tilt per decoded sample (NaN before calibration), joined by sequence
+    number and device time (a sensor that restarted numbers from 0 again)."""
     n = len(samples["seq"])
     obl, fwd = np.full(n, np.nan), np.full(n, np.nan)
     if len(review.seq) and n:
-        row = {int(s): i for i, s in enumerate(samples["seq"])}
-        idx = np.array([row.get(int(s), -1) for s in review.seq])
+        row = {(int(s), int(t)): i for i, (s, t) in enumerate(zip(samples["seq"], samples["t_device_us"]))}
+        idx = np.array([row.get((int(s), int(t)), -1) for s, t in zip(review.seq, review.t_device_us)])
         ok = idx >= 0
         obl[idx[ok]] = review.obliquity_deg[ok]
         fwd[idx[ok]] = review.forward_tilt_deg[ok]
@@ -165,8 +172,7 @@ def _export(conn, session, blocks, files) -> None:
         all_reps += [(b.number, r) for r in review.reps]
         samples = decode_samples(conn, b)
         n = len(samples["seq"])
-        t0 = int(samples["t_device_us"][0]) if n else 0
-        t_s = (samples["t_device_us"] - t0) * 1e-6
+        t_s = samples["t_s"]
         obl, fwd = angles_for(samples, review)
         if review.comparison is not None and not review.comparison.same:
             print(f"Note (block {b.number}): the angles come from a re-analysis with the stored "

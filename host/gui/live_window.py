@@ -645,6 +645,8 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         self._ended_shown = True
         parts = [f"Session ended – {st.reps} reps"]
+        if st.link == "error" and st.message:  # why it ended early, in the sentence the runner gave
+            parts = [f"Session ended: {st.message}", f"{st.reps} reps"]
         last_set = st.last_summary
         for key in ("worst_drop_deg", "average_drop_deg"):
             if last_set.get(key) is not None:

@@ -23,6 +23,10 @@ from host.protocol.frames import SerialDeframer, serial_wrap
 from host.links.base import Transport, TransportError
 
 BAUD = 921600  # ignored by a pty; a USB-serial bridge at 200 Hz needs ~60 kbit/s
+# Frames read but not yet processed. A working sensor never gets near it (200 Hz in 4-sample frames is
+# 50 frames/s; this is 10 s of the fastest valid stream, 2000 one-sample frames/s); a sensor flooding
+# the line faster than the host can decode would otherwise grow memory without bound.
+MAX_BACKLOG_FRAMES = 20_000
 
 
 class SerialTransport(Transport):
@@ -63,6 +67,10 @@ class SerialTransport(Transport):
             return
         t_host = time.monotonic()
         for frame in self.deframer.feed(chunk):
+            if len(self._frames) >= MAX_BACKLOG_FRAMES:
+                # keep the newest: live feedback is about now; what is dropped shows as a gap
+                self._frames.popleft()
+                self.deframer.errors["backlog_full"] += 1
             self._frames.append((t_host, frame))
         self._wake.set()
 

@@ -134,6 +134,9 @@ class Pipeline:
         if decoder.info is not info:
             self.on_info(decoder.info)
         if batch is not None:
+            if batch.restarted is not None:  # found by the decoder, so replays see it the same way
+                self.emit({"event": "sensor_restarted", "t": self.t_s, **batch.restarted})
+                self.restart_segment()
             self.process(batch, on_time=on_time)
         return batch
 

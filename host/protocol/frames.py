@@ -93,6 +93,37 @@ class Command:
 Frame = DataFrame | InfoFrame | Command
 
 
+# What a real sensor can send (docs/protocol.md, "Limits"). Anything outside is a broken sensor or a
+# damaged frame: counted under a reason and skipped, never passed on to the estimator.
+RATE_MIN_HZ, RATE_MAX_HZ = 1, 2000             # the fastest consumer IMU output data rates are ~1.6-6.7 kHz,
+                                               # but nothing streams raw samples over BLE/serial faster
+ACC_FULL_SCALE_G = (1.0, 1000.0)               # acc_g_per_lsb * 32768: must see 1 g, at most a shock sensor's
+GYR_FULL_SCALE_DPS = (10.0, 100_000.0)         # gyr_dps_per_lsb * 32768
+T_DEVICE_MAX_US = 1 << 53                      # 285 years of up-time; keeps every timestamp exact in float64
+# A DATA frame's timestamp must agree with its sequence number: t = t_ref + k * period (k samples after
+# the last frame) within this slack. The fraction covers a device clock off by up to 5 % across a gap.
+TIME_SLACK_US = 2000.0
+TIME_SLACK_PERIODS = 3
+TIME_SLACK_FRACTION = 0.05
+
+
+def info_problem(rate_hz, acc_range_g, gyr_range_dps, acc_g_per_lsb, gyr_dps_per_lsb,
+                 samples_per_frame) -> str:
+    """Why these INFO fields cannot come from a working sensor, or "" when they can."""
+    if not RATE_MIN_HZ <= rate_hz <= RATE_MAX_HZ:
+        return f"rate {rate_hz} Hz is outside {RATE_MIN_HZ}..{RATE_MAX_HZ} Hz"
+    for name, scale, (lo, hi), unit in (("acc_g_per_lsb", acc_g_per_lsb, ACC_FULL_SCALE_G, "g"),
+                                        ("gyr_dps_per_lsb", gyr_dps_per_lsb, GYR_FULL_SCALE_DPS, "deg/s")):
+        # written so that NaN fails too
+        if not (lo <= scale * 32768.0 <= hi):
+            return f"{name} {scale} gives a full scale outside {lo:g}..{hi:g} {unit}"
+    if acc_range_g == 0 or gyr_range_dps == 0:
+        return f"range {acc_range_g} g / {gyr_range_dps} deg/s"
+    if samples_per_frame == 0:
+        return "0 samples per frame"
+    return ""
+
+
 def max_samples_per_frame(payload_limit: int) -> int:
     """How many samples fit in one data frame of at most `payload_limit` bytes (BLE: ATT MTU - 3)."""
     return max(0, min(255, (payload_limit - _DATA_HEAD.size) // _SAMPLE_BYTES))
@@ -146,8 +177,9 @@ def decode_frame(data: bytes) -> Frame:
         if len(data) != _INFO.size:
             raise FrameError("bad_length", f"info frame {len(data)} bytes, expected {_INFO.size}")
         (_, _, rate, acc_rng, gyr_rng, acc_s, gyr_s, a, b, c, spf) = _INFO.unpack(data)
-        if rate == 0 or not (acc_s > 0 and gyr_s > 0):
-            raise FrameError("bad_info", f"rate {rate} Hz, scales {acc_s}, {gyr_s}")
+        problem = info_problem(rate, acc_rng, gyr_rng, acc_s, gyr_s, spf)
+        if problem:
+            raise FrameError("bad_info", problem)
         return InfoFrame(rate, acc_rng, gyr_rng, acc_s, gyr_s, (a, b, c), spf)
     if ftype == FrameType.CMD_SET_RATE:
         if len(data) != _CMD_RATE.size:
@@ -263,17 +295,39 @@ class SampleBatch:
     gyr_dps: np.ndarray      # (n, 3) float64, deg/s
     t_host_s: float          # host monotonic receive time of the frame (time.monotonic())
     lost_before: int = 0     # samples missing between the previous batch and this one
+    # set on the first batch after the sensor's numbering and/or clock started over (a reboot): the
+    # `sensor_restarted` event's fields. Nothing before it is missing: a new segment begins here.
+    restarted: dict | None = None
+
+
+@dataclass
+class _Held:
+    """A DATA frame that agrees neither with the stream so far nor (yet) with anything else."""
+    frame: DataFrame
+    batch: SampleBatch
+    expected_seq: int | None
+    expected_t_us: float | None
 
 
 @dataclass
 class SampleDecoder:
-    """Stateful: frames in, SampleBatch out, with counts of everything that was skipped."""
+    """Stateful: frames in, SampleBatch out, with counts of everything that was skipped.
+
+    Every DATA frame is checked against the stream so far: its timestamp must agree with its
+    sequence number (`TIME_SLACK_*`). A frame that disagrees is held back and counted as
+    `time_mismatch`; if the next frame continues *it* (sequence and time together), the sensor
+    restarted its numbering or its clock: both are passed on as one batch with `restarted` set (and
+    the count taken back). Otherwise the held frame stays dropped. So one damaged frame costs its
+    own samples, and a restart costs none."""
     info: InfoFrame | None = None
     errors: Counter = field(default_factory=Counter)
     next_seq: int | None = None
+    next_t_us: float | None = None   # device time the sample `next_seq` is due at
     samples: int = 0
     lost_samples: int = 0
+    restarts: int = 0
     stopped: bool = False  # the device said it stopped streaming (end of the scenario / set)
+    _held: _Held | None = None
 
     def feed(self, frame_bytes: bytes, t_host_s: float) -> SampleBatch | None:
         try:
@@ -296,25 +350,90 @@ class SampleDecoder:
             return None
         return self.convert(frame, t_host_s)
 
-    def convert(self, frame: DataFrame, t_host_s: float) -> SampleBatch | None:
-        n = len(frame.acc_raw)
-        lost = 0
-        skip = 0
-        if self.next_seq is not None:
-            ahead = (frame.seq - self.next_seq) % SEQ_MODULO
-            if ahead >= SEQ_MODULO // 2:  # starts behind us: a repeat, or a resent frame overlapping
-                skip = SEQ_MODULO - ahead
-                if skip >= n:
-                    self.errors["stale"] += 1
-                    return None
-            else:
-                lost = ahead
-        self.next_seq = (frame.seq + n) % SEQ_MODULO
-        self.lost_samples += lost
+    def restart(self) -> None:
+        """The link says the sensor started over: take the next frame as a fresh start."""
+        self.next_seq = self.next_t_us = None
+        self._held = None
+
+    def _agrees(self, seq_ref: int, t_ref_us: float, seq: int, t_us: int, period_us: float) -> bool:
+        k = (seq - seq_ref + SEQ_MODULO // 2) % SEQ_MODULO - SEQ_MODULO // 2  # samples after ref, signed
+        dt = k * period_us
+        slack = TIME_SLACK_US + TIME_SLACK_PERIODS * period_us + TIME_SLACK_FRACTION * abs(dt)
+        return abs(t_us - (t_ref_us + dt)) <= slack
+
+    def _physical(self, frame: DataFrame, skip: int, t_host_s: float, lost: int) -> SampleBatch:
         info = self.info
+        n = len(frame.acc_raw)
         period_us = 1e6 / info.rate_hz
         t = frame.t_device_us + np.round(np.arange(skip, n) * period_us).astype(np.int64)
-        self.samples += n - skip
         return SampleBatch((frame.seq + skip) % SEQ_MODULO, t,
                            frame.acc_raw[skip:] * float(info.acc_g_per_lsb),
                            frame.gyr_raw[skip:] * float(info.gyr_dps_per_lsb), t_host_s, lost)
+
+    def _advance(self, frame: DataFrame, n: int) -> None:
+        period_us = 1e6 / self.info.rate_hz
+        self.next_seq = (frame.seq + n) % SEQ_MODULO
+        self.next_t_us = frame.t_device_us + n * period_us
+
+    def convert(self, frame: DataFrame, t_host_s: float) -> SampleBatch | None:
+        n = len(frame.acc_raw)
+        if frame.t_device_us > T_DEVICE_MAX_US:
+            self.errors["bad_timestamp"] += 1
+            log.warning("skipped a frame: bad_timestamp: t_device_us %d", frame.t_device_us)
+            return None
+        period_us = 1e6 / self.info.rate_hz
+        if self.next_seq is None:  # the first frame, or a start the link announced
+            self._advance(frame, n)
+            self.samples += n
+            return self._physical(frame, 0, t_host_s, 0)
+        if not self._agrees(self.next_seq, self.next_t_us, frame.seq, frame.t_device_us, period_us):
+            return self._hold_or_restart(frame, n, period_us, t_host_s)
+        self._held = None  # a held frame before this one was damaged: it stays counted and dropped
+        lost = 0
+        skip = 0
+        ahead = (frame.seq - self.next_seq) % SEQ_MODULO
+        if ahead >= SEQ_MODULO // 2:  # starts behind us: a repeat, or a resent frame overlapping
+            skip = SEQ_MODULO - ahead
+            if skip >= n:
+                self.errors["stale"] += 1
+                return None
+        else:
+            lost = ahead
+        self._advance(frame, n)
+        self.lost_samples += lost
+        self.samples += n - skip
+        return self._physical(frame, skip, t_host_s, lost)
+
+    def _hold_or_restart(self, frame: DataFrame, n: int, period_us: float,
+                         t_host_s: float) -> SampleBatch | None:
+        held = self._held
+        if held is not None:
+            h = held.frame
+            h_period_us = 1e6 / self.info.rate_hz
+            h_n = len(h.acc_raw)
+            if (frame.seq - h.seq) % SEQ_MODULO == h_n and self._agrees(
+                    (h.seq + h_n) % SEQ_MODULO, h.t_device_us + h_n * h_period_us,
+                    frame.seq, frame.t_device_us, period_us):
+                # two frames agree with each other and not with the past: the sensor started over
+                self._held = None
+                self._uncount("time_mismatch")
+                self.restarts += 1
+                this = self._physical(frame, 0, t_host_s, 0)
+                b = held.batch
+                self._advance(frame, n)
+                self.samples += h_n + n
+                return SampleBatch(b.seq, np.concatenate([b.t_device_us, this.t_device_us]),
+                                   np.concatenate([b.acc_g, this.acc_g]),
+                                   np.concatenate([b.gyr_dps, this.gyr_dps]), b.t_host_s, 0,
+                                   restarted={"expected_seq": held.expected_seq, "got_seq": h.seq,
+                                              "clock_jump_s": round((h.t_device_us - held.expected_t_us)
+                                                                    * 1e-6, 6)})
+            log.warning("skipped a frame: time_mismatch: seq %d at %d us", h.seq, h.t_device_us)
+        self.errors["time_mismatch"] += 1  # taken back if the next frame shows a restart
+        self._held = _Held(frame, self._physical(frame, 0, t_host_s, 0), self.next_seq, self.next_t_us)
+        return None
+
+    def _uncount(self, reason: str) -> None:
+        self.errors[reason] -= 1
+        if self.errors[reason] <= 0:
+            del self.errors[reason]

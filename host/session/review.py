@@ -157,13 +157,14 @@ def replay_block(conn, s: store.BlockInfo, cfg: PipelineConfig, speed: float | N
     from host.session.runner import StreamRunner
     from host.links.replay import ReplayTransport
 
-    cols = {"seq": [], "t_device_us": [], "obliquity_deg": [], "forward_tilt_deg": []}
+    cols = {"seq": [], "t_device_us": [], "obliquity_deg": [], "forward_tilt_deg": [], "t_s": []}
 
     def tracer(seq, t_us, obl, fwd, _add=tuple(c.append for c in cols.values())):
         _add[0](seq)
         _add[1](t_us)
         _add[2](obl)
         _add[3](fwd)
+        _add[4]((t_us - session.pipeline.t0_us) * 1e-6)  # the session's time axis, across restarts
     transport = ReplayTransport(conn, s, speed=speed)
     live = LiveBuffer() if console is not None else _no_display()
     collect = _Collect(log)
@@ -254,7 +255,7 @@ def review_block(conn, block: store.BlockInfo) -> BlockAngles:
         if r.samples["seq"]:
             seq = np.asarray(r.samples["seq"], dtype=np.int64)
             t_us = np.asarray(r.samples["t_device_us"], dtype=np.int64)
-            t_s = (t_us - r.pipeline.t0_us) * 1e-6
+            t_s = np.asarray(r.samples["t_s"], dtype=float)
             obl = np.asarray(r.samples["obliquity_deg"], dtype=float)
             fwd = np.asarray(r.samples["forward_tilt_deg"], dtype=float)
         comparison = compare_reps(reps, r.reps)

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 from host.sinks.event_log import EventLog
@@ -82,6 +83,11 @@ class RunSummary:
         return "\n".join(lines)
 
 
+def internal_error_reason(e: BaseException) -> str:
+    """The end reason for a session stopped by a bug: one sentence without a traceback."""
+    return f"live feedback stopped after an internal error ({type(e).__name__}: {e})"
+
+
 class StreamRunner:
     def __init__(self, transport: Transport, cfg: PipelineConfig, events: EventLog | None = None,
                  live: LiveBuffer | None = None, cue=None, trace=None, no_data_timeout_s: float = 15.0,
@@ -134,10 +140,12 @@ class StreamRunner:
                    "reconnecting": "reconnecting", "gave_up": "error"}
 
     def _link_event(self, kind: str, **fields) -> None:
+        if kind == "sensor_restarted":
+            # The decoder finds a restart from sequence and time together, on every link and in every
+            # replay, and the pipeline reports it; a link's own guess would report it twice.
+            log.debug("link reports a sensor restart (%s); left to the decoder", fields)
+            return
         self._emit({"event": kind, "t": self.pipeline.t_s, **fields})
-        if kind == "sensor_restarted":  # its numbering and clock began again
-            self.decoder.next_seq = None
-            self.pipeline.restart_segment()
         if kind in self.LINK_STATES:
             self._link_down = kind in ("disconnected", "reconnecting")
             message = {"disconnected": "Sensor connection lost: reconnecting…",
@@ -177,15 +185,16 @@ class StreamRunner:
             except TransportError as e:
                 s.ok, s.reason = False, str(e)
                 return s
-            await self._stream()
+            try:
+                await self._stream()
+            except Exception as e:  # noqa: BLE001 - a bug must end the session in words, recorded
+                log.exception("the pipeline failed")
+                s.ok, s.reason = False, internal_error_reason(e)
         finally:
             await self.transport.close()
         self.pipeline.end_set()
         s.samples, s.lost_samples = self.pipeline.samples, self.pipeline.lost_samples
-        s.frame_errors = dict(self.decoder.errors)
-        deframer = getattr(self.transport, "deframer", None)  # serial byte-level errors
-        if deframer is not None:
-            s.frame_errors.update(deframer.errors)
+        s.frame_errors = self.frame_errors()
         if self.clock.simulated:  # e.g. `hiplevel sim --speed 4`: a time scale, not a drifting clock
             s.clock_drift_ppm, s.time_scale = None, self.clock.time_scale
         else:
@@ -198,7 +207,8 @@ class StreamRunner:
     async def _stream(self) -> None:
         s, dec = self.summary, self.decoder
         stop_wait = asyncio.ensure_future(self._stop.wait())
-        last_data = time.monotonic()
+        last_data = last_samples = time.monotonic()  # any frame / a frame that carried samples
+        warned_at = 0.0
         drained = 0
         try:
             while True:
@@ -221,10 +231,14 @@ class StreamRunner:
                     if not done:
                         read.cancel()
                         silent = time.monotonic() - last_data
+                        quiet = time.monotonic() - last_samples
                         if self._link_down:  # the transport is reconnecting; it gives up by itself
-                            last_data = time.monotonic()
+                            last_data = last_samples = time.monotonic()
                         elif silent > self.no_data_timeout_s:
                             s.ok, s.reason = False, f"no data from the sensor for {silent:.0f} s"
+                            return
+                        elif quiet > self.no_data_timeout_s:  # frames came, then silence: no samples
+                            s.ok, s.reason = False, f"no samples from the sensor for {quiet:.0f} s"
                             return
                         else:
                             self.live.update_status(message=f"No data from the sensor for {silent:.0f} s…")
@@ -236,15 +250,29 @@ class StreamRunner:
                                     f"lost the sensor ({self.transport.lost_reason or 'link closed'})")
                         return
                 last_data = item[0]
-                self._handle(item)
+                if self._handle(item) is not None or self._link_down:
+                    last_samples = time.monotonic()
+                else:
+                    # Frames keep coming but none carries samples (an IMU that stalled behind working
+                    # firmware, or only damaged frames): the same bound as silence, in its own words.
+                    quiet = time.monotonic() - last_samples
+                    if quiet > self.no_data_timeout_s:
+                        s.ok, s.reason = False, (f"the sensor stayed connected but sent no samples for {quiet:.0f} s "
+                                               "(its motion sensor may have stopped)")
+                        return
+                    if quiet > NO_DATA_WARN_S and time.monotonic() - warned_at > 1.0:
+                        warned_at = time.monotonic()
+                        self.live.update_status(message=f"The sensor is connected but sent no samples for "
+                                                        f"{quiet:.0f} s…")
                 if dec.stopped:
                     s.reason = "the sensor finished the set"
                     return
         finally:
             stop_wait.cancel()
 
-    def _handle(self, item) -> None:
-        """One frame from the transport: record it, decode it, run its samples through."""
+    def _handle(self, item):
+        """One frame from the transport: record it, decode it, run its samples through. Returns the
+        batch of samples it carried, if any."""
         t_host, frame = item
         late = self.transport.late
         if self.recorder is not None:
@@ -254,6 +282,7 @@ class StreamRunner:
             self.clock.add(batch.t_device_us[-1] * 1e-6, t_host)
         if self._steering:
             self._steer()
+        return batch
 
     def _steer(self) -> None:
         """Apply the recorded commands that were given live after the sample just processed: a
@@ -270,10 +299,26 @@ class StreamRunner:
             elif e["event"] == "set_summary":
                 self.pipeline.end_set(by_user=True)
 
+    def frame_errors(self) -> dict:
+        """Skipped frames by reason: the decoder's and the serial deframer's, summed once per reason
+        (both count `truncated`, each for its own frames)."""
+        total = Counter(self.decoder.errors)
+        deframer = getattr(self.transport, "deframer", None)  # serial byte-level errors
+        if deframer is not None:
+            total.update(deframer.errors)
+        return {k: v for k, v in sorted(total.items()) if v > 0}
+
     def start_in_thread(self) -> threading.Thread:
-        """Run the session on its own thread with its own event loop (used under the GUI)."""
+        """Run the session on its own thread with its own event loop (used under the GUI). If the
+        thread dies anyway, the live status says so (ended, link error, one sentence) for the window."""
         def target():
-            asyncio.run(self.run())
+            try:
+                asyncio.run(self.run())
+            except BaseException as e:  # noqa: BLE001 - nobody else would hear of it on this thread
+                log.exception("the session thread failed")
+                self.summary.ok, self.summary.reason = False, internal_error_reason(e)
+                self.live.update_status(ended=True, link="error", cue_on=False,
+                                        message=self.summary.reason)
         thread = threading.Thread(target=target, name="hiplevel-pipeline", daemon=True)
         thread.start()
         return thread
