@@ -121,7 +121,8 @@ def test_a_rep_cut_by_the_end_of_the_set_is_not_a_rep(exercise):
     feed(ex, 2.0, yaw_rate=lambda t: -8.0 if t > 1.0 else 0.0,
          vert=lambda t: -0.3 / g if 1.0 < t < 1.5 else 0.0)
     assert ex._rep is not None               # a movement (a hold) is under way
-    (summary,) = ex.end_set(2.0)
+    incomplete, summary = ex.end_set(2.0)
+    assert incomplete["event"] == "rep_incomplete"
     assert summary["event"] == "set_summary" and summary["reps"] == 0
 
 
