@@ -134,8 +134,14 @@ class Pipeline:
         if decoder.info is not info:
             self.on_info(decoder.info)
         if batch is not None:
-            if batch.restarted is not None:  # found by the decoder, so replays see it the same way
-                self.emit({"event": "sensor_restarted", "t": self.t_s, **batch.restarted})
+            r = batch.restarted
+            if r is not None:  # found by the decoder, so replays see it the same way
+                if r.get("got_seq") == r.get("expected_seq"):
+                    # the numbering went on, only the clock jumped: a clock jump, not a reboot
+                    self.emit({"event": "clock_jump", "t": round(self.t_s, 4),
+                               "jump_s": round(float(r.get("clock_jump_s", 0.0)), 4)})
+                else:
+                    self.emit({"event": "sensor_restarted", "t": self.t_s, **r})
                 self.restart_segment()
             self.process(batch, on_time=on_time)
         return batch

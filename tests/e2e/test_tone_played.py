@@ -4,7 +4,6 @@ real PulseAudio server of our own (host.sinks.sound_server.PulseServer, a silent
 with `--mute`; then the stored events, the CSV export and the HTML report."""
 import csv
 import json
-import os
 import subprocess
 
 import pytest

@@ -25,7 +25,7 @@ def test_a_wrong_port_is_the_one_thing_said(tmp_path, kind, words):
     assert r.returncode == 2
     assert r.stdout == "", r.stdout
     (line,) = r.stderr.strip().splitlines()  # one line: no sound / display notes before it, no traceback
-    assert line.startswith(f"hiplevel run: ") and words in line and str(port) in line
+    assert line.startswith("hiplevel run: ") and words in line and str(port) in line
     assert "Errno" not in line and "ioctl" not in line
 
 

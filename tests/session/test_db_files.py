@@ -10,7 +10,6 @@ import subprocess
 import threading
 import time
 
-import pytest
 
 from host import store
 from host.cli import main

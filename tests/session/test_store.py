@@ -67,7 +67,9 @@ def test_round_trip_keeps_every_frame_and_event_exactly(tmp_path):
     assert (b.exercise, b.stance, b.threshold_left_deg, b.estimator) == ("hip-dip", "left", 5.0, "vqf")
     assert b.settings == json.loads(json.dumps(settings_of(PipelineConfig())))
     assert b.calibration == cal and b.end == end
-    assert b.frame_count == len(frames) and b.duration_s == pytest.approx(frames[-1][0] - frames[0][0])
+    # the block's length is sensor time (its end event's t: issue 10 item 6); the host's span is kept too
+    assert b.frame_count == len(frames) and b.host_duration_s == pytest.approx(frames[-1][0] - frames[0][0])
+    assert b.duration_s == pytest.approx(b.end["t"])
     assert list(store.frames(conn, b.id, chunk=7)) == [(t, f, False) for t, f in frames]  # chunks lose nothing
     assert store.reps(conn, b.id) == [REP]  # the whole event, fields unknown to the store included
     row = conn.execute("SELECT idx, low_side, max_drop_deg, cued FROM reps").fetchone()
