@@ -189,7 +189,8 @@ class SerialDeframer:
         self.dropped = 0
 
     def feed(self, chunk):
-        frames = []
+        frames = []  # type: list
+
         self.buf += chunk
         while True:
             end = self.buf.find(b"\x00")
@@ -360,7 +361,7 @@ class SampleClock:
         self.max_bin_us = max_bin_us
         self.first = None     # (index, t_us): lowest point of the first complete bin
         self.best = None      # (index, t_us, residual): lowest point so far in the current bin
-        self.line = None      # (index, t_us) the stamps follow, at slope period_us
+        self.line = (0, 0.0)  # (index, t_us) the stamps follow, at slope period_us
         self.bin_end = None
         self.read_us = 0
         self.last_t = None
@@ -430,7 +431,7 @@ class Firmware:
         self.seq = 0                  # sequence number of the next sample
         self.now_us = 0
         self._chip_count = 0          # samples read since the chip (re)started at this rate
-        self._sclock = None
+        self._sclock = SampleClock(self.rate_hz)
         self._pending = bytearray()
         self._pending_n = 0
         self._pending_seq = 0
@@ -447,6 +448,7 @@ class Firmware:
         self._read_buf = bytearray()
         self._ready = []              # complete frames not yet handed out
         self._resend_end = None       # after RESEND_FROM while idle: where the resend ended
+        self.link = None              # the glue's note of which link streams ("ble", "usb")
 
     # -- what the host sees
     def info_frame(self):
@@ -642,6 +644,27 @@ class Firmware:
             except ImuError:
                 self._set_fault()
         return self._frames_due(True)
+
+
+# ---------------------------------------------------------------- advertising
+
+def uuid128_le(text):
+    """A 128-bit UUID string as the 16 little-endian bytes advertising carries."""
+    raw = bytes.fromhex(text.replace("-", ""))
+    return bytes(reversed(raw))
+
+
+def advertising_data(service_uuid, battery_pct):
+    """ADV_IND payload (docs/protocol.md): flags, the hiplevel service UUID, battery service data."""
+    return (bytes((2, 0x01, 0x06)) + bytes((17, 0x07)) + uuid128_le(service_uuid)
+            + bytes((4, 0x16, 0x0F, 0x18, max(0, min(100, battery_pct)))))
+
+
+def scan_response_data(name):
+    raw = name.encode()
+    if len(raw) > 29:
+        raise ValueError("the name is longer than 29 bytes")
+    return bytes((len(raw) + 1, 0x09)) + raw
 
 
 # ---------------------------------------------------------------- battery and LED
