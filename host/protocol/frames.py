@@ -42,6 +42,7 @@ _CMD_RESEND = struct.Struct("<BBI")
 class FrameType(IntEnum):
     DATA = 0x01
     INFO = 0x02
+    FAULT = 0x03
     CMD_START = 0x10
     CMD_STOP = 0x11
     CMD_SET_RATE = 0x12
@@ -90,7 +91,21 @@ class Command:
     from_seq: int | None = None  # CMD_RESEND_FROM
 
 
-Frame = DataFrame | InfoFrame | Command
+@dataclass(frozen=True)
+class Fault:
+    """The sensor reports a fault it cannot fix itself (firmware: hiplevel_core.encode_fault)."""
+    code: int
+
+
+# what each fault code means, as one plain sentence for the patient's screen and the event log
+FAULT_MESSAGES = {1: "the sensor's motion chip does not answer"}
+
+
+def fault_message(code: int) -> str:
+    return FAULT_MESSAGES.get(code, f"the sensor reports fault {code}")
+
+
+Frame = DataFrame | InfoFrame | Command | Fault
 
 
 def max_samples_per_frame(payload_limit: int) -> int:
@@ -149,6 +164,10 @@ def decode_frame(data: bytes) -> Frame:
         if rate == 0 or not (acc_s > 0 and gyr_s > 0):
             raise FrameError("bad_info", f"rate {rate} Hz, scales {acc_s}, {gyr_s}")
         return InfoFrame(rate, acc_rng, gyr_rng, acc_s, gyr_s, (a, b, c), spf)
+    if ftype == FrameType.FAULT:
+        if len(data) != 3:
+            raise FrameError("bad_length", f"fault frame {len(data)} bytes, expected 3")
+        return Fault(data[2])
     if ftype == FrameType.CMD_SET_RATE:
         if len(data) != _CMD_RATE.size:
             raise FrameError("bad_length", "set-rate command")
@@ -274,6 +293,7 @@ class SampleDecoder:
     samples: int = 0
     lost_samples: int = 0
     stopped: bool = False  # the device said it stopped streaming (end of the scenario / set)
+    fault: int = 0         # the latest fault code the device reported (0: none)
 
     def feed(self, frame_bytes: bytes, t_host_s: float) -> SampleBatch | None:
         try:
@@ -284,6 +304,9 @@ class SampleDecoder:
             return None
         if isinstance(frame, InfoFrame):
             self.info = frame
+            return None
+        if isinstance(frame, Fault):
+            self.fault = frame.code
             return None
         if isinstance(frame, Command):
             if frame.type == FrameType.CMD_STOP:

@@ -19,7 +19,7 @@ from host.sinks.event_log import EventLog
 from host.processing.exercise import summary_text
 from host.sinks.live import LiveBuffer
 from host.processing.pipeline import Pipeline, PipelineConfig
-from host.protocol.frames import Command, FrameType, SampleDecoder, encode_frame
+from host.protocol.frames import Command, FrameType, SampleDecoder, encode_frame, fault_message
 from host.processing.timing import ClockMap
 from host.links.base import Transport, TransportError
 
@@ -114,6 +114,7 @@ class Session:
         self.loop = None
         self._stop = None
         self._link_down = False  # a self-reconnecting link is down: silence is expected, not an error
+        self._fault_told = False
         transport.on_event = self._link_event
 
     def _emit(self, event: dict) -> None:
@@ -221,8 +222,12 @@ class Session:
                         silent = time.monotonic() - last_data
                         if self._link_down:  # the transport is reconnecting; it gives up by itself
                             last_data = time.monotonic()
+                        elif dec.fault:  # the sensor said why nothing comes: no point waiting longer
+                            s.ok, s.reason = False, fault_message(dec.fault)
+                            return
                         elif silent > self.no_data_timeout_s:
-                            s.ok, s.reason = False, f"no data from the sensor for {silent:.0f} s"
+                            s.ok, s.reason = False, (fault_message(dec.fault) if dec.fault else
+                                                     f"no data from the sensor for {silent:.0f} s")
                             return
                         else:
                             self.live.update_status(message=f"No data from the sensor for {silent:.0f} s…")
@@ -237,6 +242,8 @@ class Session:
                 self._handle(item)
                 if dec.stopped:
                     s.reason = "the sensor finished the set"
+                    if dec.fault:  # it finished without a working motion chip: say that
+                        s.ok, s.reason = False, fault_message(dec.fault)
                     return
         finally:
             stop_wait.cancel()
@@ -248,8 +255,18 @@ class Session:
         if self.recorder is not None:
             self.recorder.frame(t_host, frame, late)
         batch = self.pipeline.feed_frame(self.decoder, frame, t_host, live=not late)
+        if self.decoder.fault and not self._fault_told:
+            self._tell_fault()
         if batch is not None and not late:  # a re-sent frame says nothing about the clocks
             self.clock.add(batch.t_device_us[-1] * 1e-6, t_host)
+
+    def _tell_fault(self) -> None:
+        """Once per session: the sensor's fault as one plain sentence (event log, status line)."""
+        self._fault_told = True
+        text = fault_message(self.decoder.fault)
+        self._emit({"event": "sensor_fault", "t": self.pipeline.t_s, "code": self.decoder.fault,
+                    "message": text[0].upper() + text[1:] + "."})
+        self.live.update_status(message=text[0].upper() + text[1:] + ".")
 
     def start_in_thread(self) -> threading.Thread:
         """Run the session on its own thread with its own event loop (used under the GUI)."""
