@@ -23,6 +23,8 @@ Truth CSV columns (one row per sample, written as its frame is sent or dropped):
   rep            rep index (0-based) the sample belongs to, -1 outside reps
   sent           1 if the frame carrying this sample was sent, 0 if dropped by simulated loss
   phase          still | bend | settle | rep | end (firmware_sim.motion: calibration bends are not reps)
+  t_mono_s       the same instant on this machine's time.monotonic() (the clock every process shares),
+                 once a link has started the scenario clock (`wall_clock`); empty before/in-process
 """
 from __future__ import annotations
 
@@ -115,8 +117,10 @@ class SimDevice:
         self.sent_frames = 0
         self.dropped_frames = 0
         self.truth_file = truth_file
+        self.wall_clock: tuple[float, float] | None = None  # (monotonic at t_true 0, speed)
         if truth_file is not None:
-            truth_file.write("seq,t_device_us,t_true_s,obliquity_deg,forward_tilt_deg,rep,sent,phase\n")
+            truth_file.write("seq,t_device_us,t_true_s,obliquity_deg,forward_tilt_deg,rep,sent,phase,"
+                             "t_mono_s\n")
 
     # ---- the board around the core
     def _counter(self, t_true_s: float) -> int:
@@ -251,6 +255,12 @@ class SimDevice:
         fwd_elev = np.degrees(np.arcsin(np.clip(R[:, 2, 0], -1, 1)))
         reps = self.scenario.rep_index(t)
         phases = self.scenario.phase_names(t)
+        if self.wall_clock is None:
+            mono = [""] * len(t)
+        else:
+            t0, speed = self.wall_clock
+            mono = [f"{t0 + x / speed:.6f}" for x in t]
         lines = [f"{(seq0 + i) % SEQ_MODULO},{int(dev_us[i])},{t[i]:.6f},{obl[i]:.5f},"
-                 f"{-fwd_elev[i]:.5f},{reps[i]},{int(sent)},{phases[i]}\n" for i in range(len(t))]
+                 f"{-fwd_elev[i]:.5f},{reps[i]},{int(sent)},{phases[i]},{mono[i]}\n"
+                 for i in range(len(t))]
         self.truth_file.write("".join(lines))

@@ -76,6 +76,7 @@ def run_pty(device, speed: float = 1.0, out=sys.stdout, corrupt: float = 0.0,
                         write(reply)
                     if device.streaming and t0 is None:
                         t0 = time.monotonic()
+                        device.wall_clock = (t0, speed)
     finally:
         os.close(master)
         os.close(slave)

@@ -15,7 +15,8 @@ from firmware_sim.lsm6ds3 import SimLSM6DS3TRC
 from firmware_sim.motion import Scenario
 from host.protocol import gatt
 from host.protocol.frames import (Command, DataFrame, FrameType, InfoFrame, SampleDecoder,
-                                  SerialDeframer, decode_frame, encode_frame)
+                                  SerialDeframer, decode_frame, encode_frame,
+                                  fault_message)
 from tests.support.golden_vectors import GOLDEN, load
 
 START = encode_frame(Command(FrameType.CMD_START))
@@ -195,6 +196,9 @@ def test_a_chip_that_does_not_answer_is_a_fault_frame_not_a_hang():
     frames = dev.frames_due(3.5)
     faults = [f for f in frames if f[1] == core.FAULT]
     assert faults and faults[0] == bytes((1, core.FAULT, core.FAULT_IMU))
+    dec = SampleDecoder()
+    dec.feed(faults[0], 0.0)
+    assert dec.fault == 1 and fault_message(dec.fault) == "the sensor's motion chip does not answer"
     assert dev.fw.fault == core.FAULT_IMU
     assert core.led_state(True, True, dev.fw.fault, 80) == "fault"
     dev.chip.answering = True

@@ -16,12 +16,14 @@ import time
 
 import numpy as np
 import pytest
+
+from tests.support.sensor_frames import encode_frame  # DATA/INFO by the firmware core
 from tests.support.simproc import ROOT, SimProcess, hiplevel
 
 from host.protocol import gatt
 from host.links.ble.transport import BleTransport
 from host.protocol.frames import (Command, DataFrame, FrameType, InfoFrame, SampleDecoder, decode_frame,
-                           encode_frame, max_samples_per_frame)
+                           max_samples_per_frame)
 from host.links.base import TransportError
 from firmware_sim.motion import Scenario
 
