@@ -118,16 +118,20 @@ def measure_ble(args) -> dict:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="hiplevel-latency-") as tmp:
         truth = Path(tmp) / "truth.csv"
+        sim_log = open(Path(tmp) / "sim.log", "w")
         sim = subprocess.Popen(
             [sys.executable, "-m", "host.cli", "sim", "--link", "ble", "--exercise", "hip-dip",
              "--stance", "left", "--drops", f"{args.drop:g}", "--reps", str(args.cues),
              "--rep-seconds", f"{args.rep_s:g}", "--seed", str(args.seed), "--truth", str(truth)],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=sim_log, text=True)  # a full pipe would stall it
         server = player = None
         try:
             first = sim.stdout.readline().split()
             if len(first) != 3 or first[0] != "ble":
-                raise UserError("the simulated sensor did not start: " + (sim.stderr.read() or "?"))
+                sim.wait(5)
+                sim_log.close()
+                raise UserError("the simulated sensor did not start: "
+                                + ((Path(tmp) / "sim.log").read_text().strip() or "no message"))
             name, hci = first[1], first[2]
             server, address, monitor = _sound_server(args)
             player = CuePlayer(device=args.device, blocksize=args.blocksize, latency=args.latency)
@@ -162,10 +166,11 @@ def measure_ble(args) -> dict:
             if server is not None:
                 server.stop()
             try:
-                sim.wait(10)
+                sim.wait(15)  # it ends by itself a second after the set; then the truth is complete
             except subprocess.TimeoutExpired:
                 sim.kill()
                 sim.wait(5)
+            sim_log.close()
         crossings = truth_crossings(truth, args.threshold)
     found = pulse.bursts(recording.samples, recording.samplerate)
     onset_hosts = [recording.host_time_of_frame(b.start) for b in found]
