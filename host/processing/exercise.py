@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-EXERCISES = ("hip-dip", "single-leg-squat", "keep-level")
+EXERCISES = ("hip-dip", "single-leg-squat", "keep-level", "walk")  # walk: host.processing.gait
 FEEDBACK = ("threshold", "bandwidth")
 
 
