@@ -286,7 +286,10 @@ class Exercise:
 
 
 def summary_text(summary: dict) -> str:
-    """A set summary in plain words, for the console and the window."""
+    """A set summary (or a walk summary) in plain words, for the console and the window."""
+    if summary["event"] == "walk_summary":
+        from host.processing.gait import walk_summary_text
+        return walk_summary_text(summary)
     side = summary["low_side"]
     if summary["exercise"] == "keep-level":
         worst = summary["worst_drop_deg"]

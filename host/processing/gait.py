@@ -186,7 +186,9 @@ class StepDetector:
     def _decide(self, t_now: float) -> list[dict]:
         t_c, roll_sum, n, heading = self._pending
         self._pending = None
-        evidence = roll_sum / max(1, n)  # > 0: the right side dropped, so the left foot took the weight
+        # > 0: the right side dropped, so the left foot took the weight. Clipped at 20 deg/s (a typical
+        # roll rate at loading), so one jolt, e.g. setting off, cannot outvote the steps after it.
+        evidence = max(-1.0, min(1.0, roll_sum / max(1, n) / 20.0))
         prev = self._prev
         events = []
         if prev is None or t_c - prev.t_s > self.max_step_s:
@@ -353,3 +355,21 @@ class WalkExercise:
     @property
     def set_in_progress(self) -> bool:
         return self.detector is not None and len(self.detector.steps) + 1 != self._summarised
+
+
+def step_text(step: dict) -> str:
+    """One step in plain words, for the console."""
+    cue = "  past the threshold" if step.get("cued") else ""
+    return (f"step {step['index']:3d}  {step['foot']:>5} foot  {step['swing_side']} side drop "
+            f"{step['drop_deg']:+5.1f}°{cue}")
+
+
+def walk_summary_text(s: dict) -> str:
+    """A walk summary in plain words, for the console and the window."""
+    if not s["steps"]:
+        return "Walk: no steps."
+    side = lambda k: ("–" if s[f"{k}_drop_median_deg"] is None else
+                      f"median {s[f'{k}_drop_median_deg']:.1f}°, worst {s[f'{k}_drop_worst_deg']:.1f}°")
+    return (f"Walk: {s['steps']} steps in {s['walking_s']:.0f} s ({s['cadence_spm']:.0f} steps/min, "
+            f"{s['bouts']} bout{'s' if s['bouts'] != 1 else ''}); left side drop {side('left')}; right side "
+            f"drop {side('right')}; {s['past_threshold_share']:.0%} of steps past the threshold.")

@@ -128,6 +128,12 @@ class Session:
         elif kind == "set_summary":
             self.summary.sets.append(event)
             self.live.update_status(last_summary=event)
+        elif kind == "step":
+            recent = self.live.status.steps[-59:] + [(event["end_t"], event["swing_side"], event["drop_deg"])]
+            self.live.update_status(last_step=event, steps=recent)
+        elif kind == "walk_summary":
+            self.summary.sets.append(event)
+            self.live.update_status(last_summary=event)
         if self.events is not None:
             self.events.write(event)
         if self.recorder is not None:
