@@ -125,10 +125,12 @@ def score_trial(trial: Trial) -> dict:
     errs = [abs(det[i][0] - ref[j][0]) for i, j in anyf]
     right_foot = [det[i][1] == ref[j][1] for i, j in anyf]
     delays = [known[i] for i, _ in anyf]
+    t_cal = cal["t"] if cal else float("inf")
+    live_delays = [known[i] for i, _ in anyf if det[i][0] > t_cal]  # after the calibration's catch-up
     steps = [e for e in events if e["event"] == "step"]
     return {"trial": trial.name, "reference": len(ref), "detected": len(det), "matched": len(same),
             "matched_any_foot": len(anyf), "right_foot": sum(right_foot),
-            "timing_errors_s": errs, "delays_s": delays,
+            "timing_errors_s": errs, "delays_s": delays, "live_delays_s": live_delays,
             "turn_contacts": sum(1 for d in det_all if _inside(d[0], trial.turn_s)),
             "steps": len(steps), "turn_steps": next((e["turn_steps"] for e in events
                                                      if e["event"] == "walk_summary"), 0),
@@ -147,17 +149,17 @@ def _prf(tp: int, n_det: int, n_ref: int) -> tuple[float, float, float]:
 def _finish_row(row: dict) -> dict:
     p, r, f1 = _prf(row["matched"], row["detected"], row["reference"])
     _, _, f1a = _prf(row["matched_any_foot"], row["detected"], row["reference"])
-    errs, delays = row.pop("timing_errors_s"), row.pop("delays_s")
+    errs, delays, live = row.pop("timing_errors_s"), row.pop("delays_s"), row.pop("live_delays_s")
     row.update(precision=round(p, 4), recall=round(r, 4), f1=round(f1, 4), f1_any_foot=round(f1a, 4),
                median_timing_error_s=round(statistics.median(errs), 4) if errs else None,
                right_foot_share=round(row["right_foot"] / row["matched_any_foot"], 4) if row["matched_any_foot"] else None,
                median_delay_s=round(statistics.median(delays), 3) if delays else None)
-    return row, errs, delays
+    return row, errs, delays, live
 
 
 def evaluate(folder: Path) -> dict:
     files = sorted(folder.glob("*.npz"))
-    rows, skipped, all_errs, all_delays = [], [], [], []
+    rows, skipped, all_errs, all_delays, all_live = [], [], [], [], []
     for path in files:
         try:
             trial = load_trial(path)
@@ -165,10 +167,11 @@ def evaluate(folder: Path) -> dict:
             skipped.append({"name": path.stem, "reason": str(e)})
             print(f"skipped {path.stem}: {e}", file=sys.stderr)
             continue
-        row, errs, delays = _finish_row(score_trial(trial))
+        row, errs, delays, live = _finish_row(score_trial(trial))
         rows.append(row)
         all_errs += errs
         all_delays += delays
+        all_live += live
     tot = {k: sum(r[k] for r in rows) for k in ("reference", "detected", "matched", "matched_any_foot",
                                                 "right_foot", "turn_contacts", "steps", "turn_steps", "samples")}
     p, r, f1 = _prf(tot["matched"], tot["detected"], tot["reference"])
@@ -180,6 +183,9 @@ def evaluate(folder: Path) -> dict:
             "median_timing_error_s": round(statistics.median(all_errs), 4) if all_errs else None,
             "median_delay_s": round(statistics.median(all_delays), 3) if all_delays else None,
             "p95_delay_s": round(float(np.percentile(all_delays, 95)), 3) if all_delays else None,
+            # contacts after the walking calibration (before it, they are known when it finishes)
+            "median_live_delay_s": round(statistics.median(all_live), 3) if all_live else None,
+            "max_live_delay_s": round(max(all_live), 3) if all_live else None,
             "calibrated_trials": sum(1 for r_ in rows if not r_["calibration"].startswith("failed")),
             "us_per_sample": round(1e6 * seconds / tot["samples"], 1) if tot["samples"] else None,
             **{k: tot[k] for k in tot}, "rows": rows}
@@ -188,12 +194,13 @@ def evaluate(folder: Path) -> dict:
 def table(out: dict, per_trial: bool = True) -> str:
     f = lambda v, fmt: "–" if v is None else format(v, fmt)
     lines = ["| | trials | reference contacts | detected | precision | recall | F1 (same foot) | F1 (any foot) "
-             "| right foot | median timing error s | median delay s | p95 delay s |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+             "| right foot | median timing error s | median delay s | p95 delay s | delay after calibration s (median, max) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
              f"| **all** | {out['trials']} | {out['reference']} | {out['detected']} | {out['precision']:.3f} | "
              f"{out['recall']:.3f} | {out['f1']:.3f} | {out['f1_any_foot']:.3f} | "
              f"{f(out['right_foot_share'], '.1%')} | {f(out['median_timing_error_s'], '.3f')} | "
-             f"{f(out['median_delay_s'], '.2f')} | {f(out['p95_delay_s'], '.2f')} |"]
+             f"{f(out['median_delay_s'], '.2f')} | {f(out['p95_delay_s'], '.2f')} | "
+             f"{f(out['median_live_delay_s'], '.2f')}, {f(out['max_live_delay_s'], '.2f')} |"]
     if per_trial:
         lines += ["", "| trial | calibration | calibrated at s (walk from) | reference | detected | precision | recall "
                       "| F1 | F1 any foot | right foot | timing error s | in turns |",
