@@ -6,10 +6,12 @@ forward lean, heading), `rep_index(t_s)` (here: the step index, -1 outside steps
 (still | walk | turn | end) and `duration_s`. `steps_truth()` lists every step: index, stance foot,
 true contact time, end time, true swing-side drop, turning.
 
-Timeline: `still_s` standing still, half a step of setting off (speed and the oscillations fade in),
+Timeline: `still_s` standing still, one step of setting off (speed and the oscillations fade in),
 then `steps` steps of `step_s` each (stance foot alternating, the right foot first), with a U-turn of
-`turn_steps` steps after every `straight_steps` steps when `turns`, half a step of stopping, and
-`end_still_s` standing. A step runs from one initial contact (the stance foot's) to the next.
+`turn_steps` steps after every `straight_steps` steps when `turns`, one step of stopping, and
+`end_still_s` standing. A step runs from one initial contact (the stance foot's) to the next. With
+`pause_s`, the walker slows to a stop over one step halfway, stands for `pause_s` and sets off again
+over one step (phase "pause"; the steps after it are bout 2 in the truth).
 
 Per step, with u = 0..1 the phase within the step:
 - Frontal plane: the swing side (opposite the stance foot) drops by D * sin^2(pi u) (zero at both
@@ -52,6 +54,7 @@ class WalkScenario:
     turn_steps: int = 4
     still_s: float = 3.0
     end_still_s: float = 1.5
+    pause_s: float = 0.0       # stand still this long halfway (after steps // 2, or mid first straight), then walk on
     seed: int = 0
     exercise: str = "walk"
     stance: str = "left"       # unused (exercise scenarios' field; the stance alternates here)
@@ -78,8 +81,17 @@ class WalkScenario:
                 kinds += ["turn"] * self.turn_steps
         self.kinds = kinds
         self.n_steps = len(kinds)
-        self.t_first_contact = self.still_s + self.step_s  # half... one step of setting off
-        self.contacts_s = self.t_first_contact + self.step_s * np.arange(self.n_steps + 1)
+        self.t_first_contact = self.still_s + self.step_s  # one step of setting off
+        # Times of the gait cycle run on a "walk clock" that stops during the pause: tau(t).
+        self._contacts_tau = self.t_first_contact + self.step_s * np.arange(self.n_steps + 1)
+        self.pause_at = None
+        if self.pause_s > 0:
+            self.pause_at = (self.straight_steps if self.turns else self.steps) // 2
+            if not 2 <= self.pause_at <= self.n_steps - 2:
+                raise ValueError("a pause needs at least 4 steps")
+        self._tau_p = self._contacts_tau[self.pause_at] if self.pause_at is not None else math.inf
+        # contact k in real time; the contact that starts the walk again after the pause is its end
+        self.contacts_s = np.array([self._real(tk) for tk in self._contacts_tau])
         self.feet = ["right" if k % 2 == 0 else "left" for k in range(self.n_steps)]  # stance foot of step k
         rng = np.random.default_rng(self.seed)
         normal = 3.0 + 1.5 * self.speed_mps
@@ -94,6 +106,15 @@ class WalkScenario:
         self.t_walk_end = self.contacts_s[-1] + self.step_s
         self._build_path()
 
+    def _real(self, tau: float, after: bool = True) -> float:
+        return tau + self.pause_s if tau > self._tau_p or (tau == self._tau_p and after) else tau
+
+    def _tau(self, t):
+        """The walk clock: real time, held still during the pause."""
+        t = np.asarray(t, float)
+        p = self._tau_p
+        return np.where(t < p, t, np.where(t < p + self.pause_s, p, t - self.pause_s))
+
     # ---- timeline ----
     @property
     def duration_s(self) -> float:
@@ -101,7 +122,7 @@ class WalkScenario:
 
     def _step_phase(self, t):
         """(step index incl. the virtual setting-off -1 and stopping n_steps, phase u 0..1)."""
-        x = (np.asarray(t, float) - self.t_first_contact) / self.step_s
+        x = (self._tau(t) - self.t_first_contact) / self.step_s
         k = np.floor(x).astype(int)
         return k, x - k
 
@@ -114,12 +135,17 @@ class WalkScenario:
         k = self.rep_index(t)
         kinds = np.array(self.kinds + ["walk"])
         names = np.where(k >= 0, kinds[k], "walk")
+        names = np.where((t >= self._tau_p) & (t < self._tau_p + self.pause_s), "pause", names)
         return np.where(t < self.still_s, "still", np.where(t >= self.t_walk_end, "end", names))
 
     def _envelope(self, t):
         """0 standing, 1 walking: fades in over the setting-off step and out over the stopping one."""
         t = np.asarray(t, float)
-        return min_jerk((t - self.still_s) / self.step_s) * (1.0 - min_jerk((t - self.contacts_s[-1]) / self.step_s))
+        env = min_jerk((t - self.still_s) / self.step_s) * (1.0 - min_jerk((t - self.contacts_s[-1]) / self.step_s))
+        if self.pause_at is not None:  # slowing to a stop over the step before the pause, setting off after it
+            p, T = self._tau_p, self.step_s
+            env = env * np.where(t < p, 1.0 - min_jerk((t - (p - T)) / T), min_jerk((t - p - self.pause_s) / T))
+        return env
 
     # ---- the walking direction and the path ----
     def _build_path(self):
@@ -163,8 +189,8 @@ class WalkScenario:
         k, u = self._step_phase(t)
         s = self._stance_sign(k)
         # stance left -> swing right; a right drop is positive obliquity
-        obliquity = s * self._swing_drop(k, u)
         env = self._envelope(t)
+        obliquity = s * self._swing_drop(k, u) * env
         lean = env * (2.0 + 1.0 * np.sin(2 * np.pi * u))
         # pelvic rotation: at a left contact the left side is forward (turned right, negative)
         rotation = env * 4.0 * s * -np.cos(np.pi * u)
@@ -191,7 +217,8 @@ class WalkScenario:
     def steps_truth(self) -> list[dict]:
         out = []
         for k in range(self.n_steps):
-            t0, t1 = self.contacts_s[k], self.contacts_s[k + 1]
+            t0 = self._real(self._contacts_tau[k], after=True)
+            t1 = self._real(self._contacts_tau[k + 1], after=False)
             tt = np.linspace(t0 + SINGLE_SUPPORT_FROM * (t1 - t0), t1, 400)
             obl, _, _ = self.angles_deg(tt)
             swing = "left" if self.feet[k] == "right" else "right"
@@ -200,11 +227,13 @@ class WalkScenario:
             out.append({"step": k, "foot": self.feet[k], "swing_side": swing, "contact_s": round(float(t0), 4),
                         "end_s": round(float(t1), 4), "drop_deg": round(float(drop.max()), 3),
                         "turning": self.kinds[k] == "turn",
+                        "bout": 1 if self.pause_at is None or k < self.pause_at else 2,
                         "heading_change_deg": round(float(heading[1] - heading[0]), 1)})
         return out
 
     def write_steps_truth(self, path: str) -> None:
-        cols = ["step", "foot", "swing_side", "contact_s", "end_s", "drop_deg", "turning", "heading_change_deg"]
+        cols = ["step", "foot", "swing_side", "contact_s", "end_s", "drop_deg", "turning", "bout",
+                "heading_change_deg"]
         with open(path, "w") as f:
             f.write(",".join(cols) + "\n")
             for s in self.steps_truth():
@@ -220,9 +249,11 @@ def add_walk_arguments(p) -> None:
     g.add_argument("--speed-mps", type=float, default=1.2, metavar="V", help="walking speed, m/s (default 1.2)")
     g.add_argument("--steps", type=int, default=20, metavar="N", help="straight steps (default 20)")
     g.add_argument("--turns", action="store_true", help="a U-turn of 4 steps after every 10 straight steps")
+    g.add_argument("--pause", type=float, default=0.0, metavar="S",
+                   help="stop and stand for S seconds halfway, then walk on (a new walking bout)")
 
 
 def walk_scenario(args) -> WalkScenario:
     """The scenario from the command line; `--truth FILE` also gets FILE.steps.csv (steps_truth)."""
     return WalkScenario(gait=args.gait, weak_side=args.weak_side, speed_mps=args.speed_mps, steps=args.steps,
-                        turns=args.turns, seed=args.seed)
+                        turns=args.turns, pause_s=args.pause, seed=args.seed)

@@ -136,13 +136,14 @@ class StepDetector:
     def __init__(self, rate_hz: float, forward_s, cfg: GaitConfig | None = None, *, fc_hz: float = 4.0,
                  peak_g: float = 0.1, min_step_s: float = 0.3, max_step_s: float = 1.3,
                  lag_s: float = 0.08, foot_window_s: float = 0.15, single_support_from: float = 0.2,
-                 turn_deg: float = 25.0):
+                 turn_deg: float = 25.0, foot_memory: float = 0.6):
         self.rate_hz = rate_hz
         self.forward_s = tuple(float(v) for v in forward_s)
         self.cfg = cfg or GaitConfig()
         self.detector = ContactDetector(rate_hz, fc_hz, peak_g, min_step_s, lag_s)
         self.max_step_s, self.foot_window_s = max_step_s, foot_window_s
         self.single_support_from, self.turn_deg = single_support_from, turn_deg
+        self.foot_memory = foot_memory
         self.contacts: list[Contact] = []
         self.steps: list[dict] = []
         self.turn_steps = 0
@@ -201,7 +202,7 @@ class StepDetector:
             typical = statistics.median([s["duration_s"] for s in self.steps[-4:]]) if self.steps else None
             self._bout_k += 2 if typical and step_s > 1.6 * typical else 1
         sign = 1.0 if self._bout_k % 2 == 0 else -1.0
-        self._bout_score += sign * evidence
+        self._bout_score = self.foot_memory * self._bout_score + sign * evidence
         foot = "left" if sign * self._bout_score >= 0 else "right"
         contact = Contact(t_c, foot, max(t_now, self.known_not_before_s), self.bouts)
         self.contacts.append(contact)
