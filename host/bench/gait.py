@@ -193,7 +193,7 @@ def evaluate(folder: Path) -> dict:
 
 def table(out: dict, per_trial: bool = True) -> str:
     f = lambda v, fmt: "–" if v is None else format(v, fmt)
-    lines = ["| | trials | reference contacts | detected | precision | recall | F1 (same foot) | F1 (any foot) "
+    lines = ["| | trials | reference contacts | detected | precision (same foot) | recall (same foot) | F1 (same foot) | F1 (any foot) "
              "| right foot | median timing error s | median delay s | p95 delay s | delay after calibration s (median, max) |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
              f"| **all** | {out['trials']} | {out['reference']} | {out['detected']} | {out['precision']:.3f} | "

@@ -22,7 +22,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--drops", default=DEMO_DROPS, help=f"drop per rep, degrees (default {DEMO_DROPS})")
     p.add_argument("--reps", type=int, default=None, help="reps (default: one per drop)")
     p.add_argument("--speed", type=float, default=1.0, help="simulation speed (default real time)")
-    p.add_argument("--threshold", type=float, default=5.0)
+    p.add_argument("--threshold", type=float, default=None,
+                   help="default 5 (walk: 6.5, see docs/gait.md)")
+    p.add_argument("--gait", choices=["normal", "trendelenburg", "compensated"], default="trendelenburg",
+                   help="--exercise walk: the simulated gait (default trendelenburg, weak right hip, with U-turns)")
     p.add_argument("--headless", action="store_true", help="console view instead of a window")
     p.add_argument("--mute", action="store_true")
     p.add_argument("--events", metavar="PATH", help="write events as JSON lines")
@@ -41,16 +44,26 @@ def start_sim(sim_args: list[str]) -> tuple[subprocess.Popen, str]:
 
 def run(args) -> int:
     from host.commands import run as cmd_run
-    sim_args = ["--exercise", args.exercise, "--stance", args.stance, "--drops", args.drops,
-                "--speed", str(args.speed)]
-    if args.reps is not None:
+    walk = args.exercise == "walk"
+    if walk:
+        sim_args = ["--exercise", "walk", "--gait", args.gait, "--weak-side", "right", "--turns",
+                    "--steps", "40", "--speed", str(args.speed)]
+    else:
+        sim_args = ["--exercise", args.exercise, "--stance", args.stance, "--drops", args.drops,
+                    "--speed", str(args.speed)]
+    if args.reps is not None and not walk:
         sim_args += ["--reps", str(args.reps)]
     proc, port = start_sim(sim_args)
-    print(f"Simulated sensor on {port}: {args.exercise}, standing on the {args.stance} leg. "
-          f"It calibrates (stands still, then bends forward twice), then the reps begin.", flush=True)
+    if walk:
+        print(f"Simulated sensor on {port}: walking ({args.gait} gait, weak right hip), with U-turns. "
+              "It stands still, then walks; the first steps calibrate.", flush=True)
+    else:
+        print(f"Simulated sensor on {port}: {args.exercise}, standing on the {args.stance} leg. "
+              f"It calibrates (stands still, then bends forward twice), then the reps begin.", flush=True)
+    threshold = [] if args.threshold is None else ["--threshold", str(args.threshold)]
     run_args = cmd_run.build_parser_for_demo().parse_args(
-        ["--serial", port, "--exercise", args.exercise, "--stance", args.stance, "--patient", "demo",
-         "--threshold", str(args.threshold)]
+        ["--serial", port, "--exercise", args.exercise, "--stance", args.stance, "--patient", "demo"]
+        + threshold
         + (["--headless"] if args.headless else []) + (["--mute"] if args.mute else [])
         + (["--events", args.events] if args.events else []))
     run_args.private_audio = True  # headless box without sound: the tone still plays (silently)

@@ -134,7 +134,7 @@ def _export(conn, session, blocks, files) -> None:
                               f"{b.duration_s:.3f}", _num(cal.get("mounting_tilt_deg")), json.dumps(b.settings)])
         recorded = store.events(conn, b.id)
         rec_events = [e for _, e in recorded]
-        live_reps = [e for e in rec_events if e.get("event") == "rep"]
+        live_reps = [e for e in rec_events if e.get("event") in ("rep", "step")]  # step: walking
         all_reps += [(b.number, r) for r in live_reps]
         samples = decode_samples(conn, b)
         n = len(samples["seq"])
@@ -169,4 +169,6 @@ def _export(conn, session, blocks, files) -> None:
     w["reps"].writerow(REP_COLUMNS + extra)
     for block_no, r in all_reps:
         vals = {"block": block_no, "t_s": r.get("t"), **{k: v for k, v in r.items() if k != "t"}}
+        if r.get("event") == "step":  # a walking step: its swing side is the low side
+            vals.update(low_side=r.get("swing_side"), max_drop_deg=r.get("drop_deg"))
         w["reps"].writerow([_num(vals.get(k), "{:.4f}") for k in REP_COLUMNS + extra])

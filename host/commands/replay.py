@@ -136,7 +136,7 @@ class Replay:
 
     @property
     def reps(self) -> list[dict]:
-        return [e for e in self.events if e.get("event") == "rep"]
+        return [e for e in self.events if e.get("event") in ("rep", "step")]  # step: walking
 
     @property
     def ok(self) -> bool:
@@ -178,7 +178,8 @@ def replay_block(conn, s: store.BlockInfo, cfg: PipelineConfig, speed: float | N
 def compare_reps(live_reps: list[dict], replay_reps: list[dict]) -> str:
     """One sentence: are the replay's reps those recorded live?"""
     def key(r):
-        return (r.get("index"), r.get("low_side"), r.get("max_drop_deg"), bool(r.get("cued")))
+        return (r.get("index"), r.get("low_side", r.get("swing_side")), r.get("max_drop_deg", r.get("drop_deg")),
+                bool(r.get("cued")))
     n_live, c_live = len(live_reps), sum(1 for r in live_reps if r.get("cued"))
     n_rep, c_rep = len(replay_reps), sum(1 for r in replay_reps if r.get("cued"))
     if [key(r) for r in live_reps] == [key(r) for r in replay_reps]:
@@ -191,7 +192,8 @@ def rep_table(reps: list[dict]) -> str:
     lines = [" rep  side   max drop  duration  cue"]
     for r in reps:
         dur = r.get("duration_s")
-        lines.append(f"{r.get('index', ''):>4}  {str(r.get('low_side', '')):<5}  {r.get('max_drop_deg', float('nan')):6.1f}°"
+        side, drop = r.get("low_side", r.get("swing_side", "")), r.get("max_drop_deg", r.get("drop_deg", float("nan")))
+        lines.append(f"{r.get('index', ''):>4}  {str(side):<5}  {drop:6.1f}°"
                      f"  {'' if dur is None else f'{dur:6.1f} s':>8}  {'yes' if r.get('cued') else ''}")
     return "\n".join(lines)
 

@@ -370,7 +370,12 @@ def block_section(conn, session, b: store.BlockInfo) -> str:
                       else "") + ".</p>")
     else:
         out.append("<p>No angle data (the block ended before calibration).</p>")
-    out.append("<h3>Per side</h3>" + side_table(reps))
+    if b.exercise == "walk":  # steps instead of reps
+        from host.report.walking import walk_section
+        out.append(walk_section(recorded, table, esc))
+        reps = None
+    else:
+        out.append("<h3>Per side</h3>" + side_table(reps))
     summaries = [e for e in recorded if e.get("event") == "set_summary"]
     if summaries:
         try:
@@ -379,7 +384,8 @@ def block_section(conn, session, b: store.BlockInfo) -> str:
         except Exception:  # noqa: BLE001 - an older/newer summary format: show the numbers instead
             lines = [", ".join(f"{k} {v}" for k, v in s.items() if k != "event") for s in summaries]
         out.append("<h3>Sets</h3><ul>" + "".join(f"<li>{esc(x)}</li>" for x in lines) + "</ul>")
-    out.append("<h3>Reps</h3>" + (rep_table(reps) if reps else "<p>No reps.</p>"))
+    if reps is not None:
+        out.append("<h3>Reps</h3>" + (rep_table(reps) if reps else "<p>No reps.</p>"))
     if marks:
         out.append("<h3>Therapist markers</h3>" + table(
             ["time (s)", "marker"], [[m["t_s"], m["label"]] for m in marks], left=0))

@@ -50,7 +50,8 @@ class SessionSummary:
     def text(self) -> str:
         lines = [f"Session ended: {self.reason}."]
         cued = sum(1 for r in self.reps if r.get("cued"))
-        lines.append(f"Reps: {len(self.reps)} ({cued} with the cue).")
+        if self.reps or not any(s.get("event") == "walk_summary" for s in self.sets):
+            lines.append(f"Reps: {len(self.reps)} ({cued} with the cue).")
         lines += [summary_text(s) for s in self.sets]
         lines.append(f"Samples: {self.samples}, lost: {self.lost_samples}"
                      + (f", damaged frames skipped: {sum(self.frame_errors.values())}" if self.frame_errors else "")

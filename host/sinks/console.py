@@ -19,7 +19,7 @@ def status_line(status, t_s: float) -> str:
     cue = "CUE " if status.cue_on else "    "
     lost = f"  lost {status.lost_samples}" if status.lost_samples else ""
     return (f"{t_s:7.1f} s  {describe_obliquity(status.obliquity_deg):<18} ({status.obliquity_deg:+5.1f}°)  "
-            f"{cue} reps {status.reps}{lost}")
+            f"{cue} {'steps' if status.exercise == 'walk' else 'reps'} {status.reps}{lost}")
 
 
 async def console_view(live, pipeline, out, interactive: bool) -> None:

@@ -101,4 +101,4 @@ def test_real_trials_regression(tmp_path):
     assert out["median_timing_error_s"] <= 0.03
 
 
-EXPECTED_F1 = (0.85, 0.62, 0.60)
+EXPECTED_F1 = (0.88, 0.62, 0.60)
