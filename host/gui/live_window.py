@@ -306,7 +306,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
         reps = QtWidgets.QVBoxLayout()
         reps.setSpacing(0)
-        caption = QtWidgets.QLabel("Reps")
+        caption = self.reps_caption = QtWidgets.QLabel("Steps" if self.live.status.exercise == "walk" else "Reps")
         caption.setFont(_font(13))
         caption.setStyleSheet(f"color:{COLORS['muted_text']}")
         caption.setAlignment(QtCore.Qt.AlignmentFlag.AlignHCenter)
@@ -542,7 +542,8 @@ class MainWindow(QtWidgets.QMainWindow):
         t, obl, fwd, _cue = data = self.live.snapshot(PLOT_WINDOW_S)
         self._update_plot(*data)
         if st.exercise == "walk":
-            self.step_bars.update(st, float(t[-1]) if len(t) else 0.0)
+            self.step_bars.update(st, float(t[-1]) if len(t) else 0.0,
+                                  self.plot.getPlotItem().getAxis("left").width())
         self._update_thresholds(st)
         self._sync_spins(st)
         self._update_y_range(obl, fwd, st)

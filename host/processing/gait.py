@@ -30,6 +30,7 @@ How (docs/gait.md has the measurements on real walking):
 """
 from __future__ import annotations
 
+import collections
 import math
 import statistics
 from dataclasses import dataclass
@@ -150,14 +151,14 @@ class StepDetector:
         self.bouts = 0
         # samples replayed after the walking calibration were only seen then (host.processing.pipeline)
         self.known_not_before_s = -math.inf
-        self._pending = None          # contact waiting for its foot evidence: [t, roll sum, n]
-        self._bout_score = 0.0        # sum of (-1)^k * left evidence over the bout
+        self._pending = None          # contact waiting for its foot evidence: [t, roll sum, n, heading]
+        self._bout_score = 0.0        # (-1)^k * left evidence of the bout's contacts, older ones fading
         self._bout_k = 0              # parity index of the last contact in the bout
         self._prev = None             # the last contact with its foot decided
-        self._samples = []            # (t, obliquity) since the previous contact
+        self._prev_heading = 0.0      # heading (deg, integrated) at that contact
+        self._samples = collections.deque()  # (t, obliquity) since the previous contact
         self._heading_deg = 0.0
         self._t_prev = None
-        self._heading_at = {}         # heading at each contact time
 
     # ---- per sample ----
     def update(self, t_s: float, gyr_dps, acc_g, up_s, obliquity_deg: float) -> list[dict]:
@@ -170,6 +171,8 @@ class StepDetector:
             self._heading_deg += yaw_dps * (t_s - self._t_prev)
         self._t_prev = t_s
         self._samples.append((t_s, obliquity_deg))
+        while self._samples[0][0] < t_s - 3.0 * self.max_step_s:  # standing: nothing to keep
+            self._samples.popleft()
         events = []
         t_contact = self.detector.update(t_s, vertical_g)
         if t_contact is not None:
@@ -193,8 +196,6 @@ class StepDetector:
         prev = self._prev
         events = []
         if prev is None or t_c - prev.t_s > self.max_step_s:
-            if prev is not None:
-                events += self._bout_ended()
             self.bouts += 1
             self._bout_score, self._bout_k = 0.0, 0
         else:
@@ -211,7 +212,8 @@ class StepDetector:
         self._prev = contact
         self._prev_heading = heading
         # keep the samples from this contact on, for the next step's drop
-        self._samples = [s for s in self._samples if s[0] >= t_c]
+        while self._samples and self._samples[0][0] < t_c:
+            self._samples.popleft()
         return events
 
     def _step(self, start: Contact, end: Contact, heading_end: float) -> list[dict]:
@@ -243,9 +245,6 @@ class StepDetector:
 
     def threshold_deg(self, side: str) -> float:
         return self.cfg.threshold_left_deg if side == "left" else self.cfg.threshold_right_deg
-
-    def _bout_ended(self) -> list[dict]:
-        return []
 
     # ---- summary ----
     def summary(self, t_s: float) -> dict:
@@ -303,7 +302,12 @@ class WalkExercise:
         self._summarised = 0
 
     def start(self, rate_hz: float, forward_s) -> None:
-        self.detector = StepDetector(rate_hz, forward_s, self.gait_cfg)
+        """(Re)start detection with the calibrated forward axis. After a recalibration the walk's
+        steps, turns and bouts carry on (the next contact starts a new bout)."""
+        old, self.detector = self.detector, StepDetector(rate_hz, forward_s, self.gait_cfg)
+        if old is not None:
+            d = self.detector
+            d.steps, d.contacts, d.turn_steps, d.bouts = old.steps, old.contacts, old.turn_steps, old.bouts
 
     def feed(self, gyr_dps, acc_g, quat_wxyz) -> None:
         self._raw = (gyr_dps, acc_g, up_from_quat(quat_wxyz))
@@ -320,6 +324,9 @@ class WalkExercise:
             return events
         gyr, acc, up = self._raw
         self._raw = None
+        # thresholds changed live (the window) are set on the exercise's config
+        self.gait_cfg.threshold_left_deg = self.cfg.threshold_left_deg
+        self.gait_cfg.threshold_right_deg = self.cfg.threshold_right_deg
         for step in self.detector.update(t_s, gyr, acc, up, obliquity_deg):
             self.reps = step["index"]
             self.last_step = step

@@ -130,7 +130,8 @@ class Session:
             self.summary.sets.append(event)
             self.live.update_status(last_summary=event)
         elif kind == "step":
-            recent = self.live.status.steps[-59:] + [(event["end_t"], event["swing_side"], event["drop_deg"])]
+            mid_t = 0.5 * (event["contact_t"] + event["end_t"])  # the bar goes under the step's dip in the curve
+            recent = self.live.status.steps[-59:] + [(mid_t, event["swing_side"], event["drop_deg"])]
             self.live.update_status(last_step=event, steps=recent)
         elif kind == "walk_summary":
             self.summary.sets.append(event)
