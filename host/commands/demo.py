@@ -26,6 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--headless", action="store_true", help="console view instead of a window")
     p.add_argument("--mute", action="store_true")
     p.add_argument("--events", metavar="PATH", help="write events as JSON lines")
+    from host.sinks.lsl import add_arguments as add_lsl_arguments
+    add_lsl_arguments(p)
 
 
 def start_sim(sim_args: list[str]) -> tuple[subprocess.Popen, str]:
@@ -37,6 +39,14 @@ def start_sim(sim_args: list[str]) -> tuple[subprocess.Popen, str]:
         proc.kill()
         raise UserError("the simulated sensor did not start (see the messages above)")
     return proc, line[1]
+
+
+def lsl_arguments(args) -> list[str]:
+    """The demo's --lsl options, passed on to the run command."""
+    out = ["--lsl"] if args.lsl else []
+    out += ["--lsl-local"] if args.lsl_local else []
+    out += ["--lsl-config", args.lsl_config] if args.lsl_config else []
+    return out + ["--lsl-name", args.lsl_name]
 
 
 def run(args) -> int:
@@ -52,7 +62,8 @@ def run(args) -> int:
         ["--serial", port, "--exercise", args.exercise, "--stance", args.stance, "--patient", "demo",
          "--threshold", str(args.threshold)]
         + (["--headless"] if args.headless else []) + (["--mute"] if args.mute else [])
-        + (["--events", args.events] if args.events else []))
+        + (["--events", args.events] if args.events else [])
+        + lsl_arguments(args))
     run_args.private_audio = True  # headless box without sound: the tone still plays (silently)
     try:
         return cmd_run.run(run_args)

@@ -57,6 +57,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--events", metavar="PATH", help="write the replay's events as JSON lines ('-' = stdout)")
     add_override_arguments(p)
     add_db_argument(p)
+    from host.sinks.lsl import add_arguments as add_lsl_arguments
+    add_lsl_arguments(p)
 
 
 def config_for(s: store.BlockInfo, overrides=None) -> PipelineConfig:
@@ -144,7 +146,7 @@ class Replay:
 
 
 def replay_block(conn, s: store.BlockInfo, cfg: PipelineConfig, speed: float | None = None, log=None,
-               trace: bool = False, console=None) -> Replay:
+               trace: bool = False, console=None, lsl_args=None) -> Replay:
     """Run one stored block through runner.Session. trace=True also returns the per-sample angles."""
     from host.sinks.live import LiveBuffer
     from host.session.runner import Session
@@ -163,6 +165,10 @@ def replay_block(conn, s: store.BlockInfo, cfg: PipelineConfig, speed: float | N
     # a recording cannot fall silent, so the no-data timeout is off
     session = Session(transport, cfg, events=collect, live=live, trace=tracer if trace else None,
                       no_data_timeout_s=math.inf)
+    lsl = None
+    if lsl_args is not None:  # --lsl: the replay's angles and events as LSL streams
+        from host.commands.run import open_lsl
+        lsl = open_lsl(lsl_args, session, replay=True)
     t0 = time.perf_counter()
     if console is not None:
         from host.sinks.console import run_with_console
@@ -170,6 +176,8 @@ def replay_block(conn, s: store.BlockInfo, cfg: PipelineConfig, speed: float | N
     else:
         summary = asyncio.run(session.run())
     wall = time.perf_counter() - t0
+    if lsl is not None:
+        lsl.close()
     if summary.open_failed:
         raise UserError(summary.reason)
     return Replay(summary, collect.events, session.pipeline, transport, wall, session.pipeline.t_s, cols)
@@ -217,7 +225,8 @@ def run(args) -> int:
                     say(f"Re-analysing with: {ex.exercise}, {ex.stance} leg stance, thresholds left "
                         f"{ex.threshold_left_deg:g}° / right {ex.threshold_right_deg:g}°, {cfg.estimator}.")
                 speed = None if args.fast else args.speed
-                r = replay_block(conn, s, cfg, speed=speed, log=log, console=None if args.fast else out)
+                r = replay_block(conn, s, cfg, speed=speed, log=log, console=None if args.fast else out,
+                                 lsl_args=args)
                 say(rep_table(r.reps) if r.reps else "No reps.")
                 say(compare_reps(store.reps(conn, s.id), r.reps))
                 if s.end is None:

@@ -59,6 +59,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--angles", metavar="PATH", help="write the angle of every sample to a CSV file")
     p.add_argument("--mute", action="store_true", help="no cue tone")
     p.add_argument("--volume", type=fraction, default=0.6, help="cue volume 0..1 (default 0.6)")
+    from host.sinks.lsl import add_arguments as add_lsl_arguments
+    add_lsl_arguments(p)  # --lsl, --lsl-config, --lsl-local, --lsl-name
     cue = p.add_argument_group("cue design")
     cue.add_argument("--feedback", choices=FEEDBACK, default="threshold",
                      help="threshold: cue past the threshold (default); bandwidth: silent inside "
@@ -127,6 +129,20 @@ def close_audio(player) -> None:
             player.private_server.stop()
 
 
+def open_lsl(args, session, replay: bool = False):
+    """The LSL outlets for this session (host.sinks.lsl), or None without --lsl."""
+    from host.sinks.lsl import LslUnavailable, open_sink
+    try:
+        sink = open_sink(args, replay=replay)
+    except LslUnavailable as e:
+        raise UserError(str(e)) from None
+    if sink is not None:
+        sink.attach(session)
+        t = session.transport
+        sink.describe_sensor(getattr(t, "manufacturer", None), getattr(t, "model", None))
+    return sink
+
+
 class Commands:
     """What the GUI may ask of a running session; each call crosses to the pipeline's thread."""
 
@@ -187,6 +203,7 @@ def run(args) -> int:
     recorder = open_recorder(args, cfg, say, live)  # None with --no-record; never stops the session
     session = Session(make_transport(args), cfg, events=events, live=live,
                       cue=AudioCueSink(player) if player else None, trace=trace, recorder=recorder)
+    lsl = open_lsl(args, session)
     try:
         if gui:
             from host.gui.live_window import run_gui
@@ -211,6 +228,8 @@ def run(args) -> int:
             from host.sinks.console import run_with_console
             summary = asyncio.run(run_with_console(session, live, text_out))
     finally:
+        if lsl is not None:
+            lsl.close()
         close_audio(player)
         if trace is not None:
             trace.close()
