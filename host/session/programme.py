@@ -286,7 +286,7 @@ def describe_item(item: Item, session_number: int | None = None) -> str:
         thr = f"threshold {item.threshold_left_deg:g} deg"
     else:
         thr = f"threshold left {item.threshold_left_deg:g} deg, right {item.threshold_right_deg:g} deg"
-    fb = {"every-rep": "cue on every rep",
+    fb = {"every-rep": "cue whenever past the threshold" if item.held else "cue on every rep",
           "bandwidth": f"cue only outside ±{item.bandwidth_deg:g} deg of level",
           "faded": f"faded cue: every rep for {item.full_sessions} sessions, then down to none over "
                    f"{item.fade_sessions} more"}[item.feedback]
