@@ -60,9 +60,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--corrupt", type=loss_fraction, default=0.0, help="fraction of serial packets with a flipped byte")
     p.add_argument("--no-noise", action="store_true", help="ideal sensor (no noise, no bias)")
     p.add_argument("--truth", metavar="FILE", help="write the true obliquity per sample to this CSV")
+    prog = p.add_argument_group("following a programme (firmware_sim/programme.py)")
+    prog.add_argument("--programme", metavar="FILE", default=None,
+                      help="do the steps of this programme file (TOML), as `hiplevel today` runs them")
+    prog.add_argument("--from-step", type=int, default=0, metavar="K", help="start at step K (0 = the first)")
+    prog.add_argument("--steps", type=int, default=None, metavar="N", help="do only N steps (an interrupted session)")
 
 
 def scenario_from_args(args) -> Scenario:
+    if getattr(args, "programme", None):
+        from .programme import programme_scenario
+        try:
+            return programme_scenario(args.programme, args.from_step, args.steps, rep_s=args.rep_seconds,
+                                      calibration_bends=args.bends)
+        except OSError as e:
+            raise ValueError(f"cannot read the programme file {args.programme}: {e.strerror}") from None
     drops = args.drops or [6.0]
     reps = args.reps if args.reps is not None else (len(args.drops) if args.drops else 5)
     if reps < 0:
