@@ -139,7 +139,8 @@ class Pipeline:
                 if r.get("got_seq") == r.get("expected_seq"):
                     # the numbering went on, only the clock jumped: a clock jump, not a reboot
                     self.emit({"event": "clock_jump", "t": round(self.t_s, 4),
-                               "jump_s": round(float(r.get("clock_jump_s", 0.0)), 4)})
+                               "jump_s": round(float(r.get("clock_jump_s", 0.0)), 4),
+                               "expected_seq": r.get("expected_seq")})
                 else:
                     self.emit({"event": "sensor_restarted", "t": self.t_s, **r})
                 self.restart_segment()
