@@ -115,6 +115,16 @@ def _rows_html(rows: list[tuple[str, str]]) -> str:
 # ----------------------------------------------------------------------------------------------------
 # the window
 
+def _set_span(line, start: float) -> None:
+    """Draw `line` from `start` (fraction of the plot's width) to the right edge. InfiniteLine caches
+    its bounding rectangle and setSpan does not drop it (pyqtgraph 0.13), so drop it here."""
+    if line.span != (start, 1.0):
+        line.prepareGeometryChange()
+        line.setSpan(start, 1.0)
+        line._boundingRect = None
+        line.update()
+
+
 class MainWindow(QtWidgets.QMainWindow):
     """Live view of one session. `refresh()` runs on a timer; everything else reacts to it."""
 
@@ -253,6 +263,12 @@ class MainWindow(QtWidgets.QMainWindow):
         }
         for lab in self._line_labels.values():
             lab.setFont(font(10))
+        # A limit changed live: the line above spans from the change to now, and these step lines
+        # draw the earlier limits under what came before, so each past rep stays against the line
+        # it was judged by.
+        self.limit_steps = {side: item.plot([], []) for side in ("left", "right")}
+        for steps in self.limit_steps.values():
+            steps.setVisible(False)
 
         curve_kw = dict(connect="finite", clipToView=True, autoDownsample=True, downsampleMethod="peak")
         self.tilt_curve = item.plot([], [], pen=pg.mkPen(COLORS["tilt"], width=1.5), **curve_kw)
@@ -455,6 +471,7 @@ class MainWindow(QtWidgets.QMainWindow):
         t, obl, fwd, _cue = data = self.live.snapshot(PLOT_WINDOW_S)
         self._update_plot(*data)
         self._update_thresholds(st)
+        self._update_limit_steps(st, float(t[-1]) if len(t) else None)
         self._sync_spins(st)
         self._update_y_range(obl, fwd, st)
         self._update_texts(st)
@@ -490,6 +507,35 @@ class MainWindow(QtWidgets.QMainWindow):
             self._line_labels[side].setFormat(
                 f"{side} hip limit {value:g}°" + (" (free side)" if free else ""))
         self._update_legend()
+
+    def _update_limit_steps(self, st: LiveStatus, t_now: float | None) -> None:
+        """Each side's limit over the plot's window as it was at each moment (see limit_steps)."""
+        for side, line in (("right", self.right_line), ("left", self.left_line)):
+            sign = 1.0 if side == "right" else -1.0
+            changes = [c for c in st.threshold_changes if c[1] == side]
+            steps = self.limit_steps[side]
+            x_last = (changes[-1][0] - t_now) if changes and t_now is not None else -math.inf
+            if x_last <= -PLOT_WINDOW_S:     # no change within the window: one straight line
+                _set_span(line, 0.0)
+                self._line_labels[side].setPosition(0.02)
+                steps.setVisible(False)
+                continue
+            start = min(1.0, (x_last + PLOT_WINDOW_S) / PLOT_WINDOW_S)
+            _set_span(line, start)
+            self._line_labels[side].setPosition(min(0.7, start + 0.02))  # over the line it names
+            # the limit in force before each change inside the window, from the window's left edge
+            inside = [c for c in changes if c[0] - t_now > -PLOT_WINDOW_S]
+            xs, ys = [-PLOT_WINDOW_S], [inside[0][2]]
+            for i, (t_c, _, before, after) in enumerate(inside):
+                xs += [t_c - t_now]
+                ys += [before]
+                if i + 1 < len(inside):
+                    xs += [t_c - t_now]
+                    ys += [after]
+            steps.setData(np.array(xs), sign * np.array(ys))
+            steps.setPen(line.pen)
+            steps.setZValue(line.zValue())
+            steps.setVisible(True)
 
     def _sync_spins(self, st: LiveStatus) -> None:
         # The pipeline's value wins (it may clamp or refuse a request), except while the user edits.

@@ -102,11 +102,13 @@ class Pipeline:
     def set_threshold(self, side: str, deg: float) -> None:
         if side not in ("left", "right") or not threshold_in_range(deg):
             raise ValueError(f"threshold {deg} for side {side!r} is out of range")
+        before = getattr(self.exercise.cfg, f"threshold_{side}_deg")
         setattr(self.exercise.cfg, f"threshold_{side}_deg", float(deg))
-        # recorded, so a replay or report can tell the session was steered live
+        # recorded, so a replay applies it at the same moment (host.session.review)
         self.emit({"event": "threshold_changed", "t": self.t_s, "side": side, "threshold_deg": float(deg)})
         if self.live is not None:
-            self.live.update_status(**{f"threshold_{side}_deg": float(deg)})
+            changes = self.live.status.threshold_changes[-31:] + ((self.t_s, side, before, float(deg)),)
+            self.live.update_status(threshold_changes=changes, **{f"threshold_{side}_deg": float(deg)})
 
     def end_set(self, by_user: bool = False) -> None:
         """Close the exercise set now (stream ended, or the user ended it: `by_user`, recorded as

@@ -37,6 +37,9 @@ class LiveStatus:
     exercise: str = "hip-dip"
     threshold_left_deg: float = THRESHOLD_DEFAULT_DEG   # drop of the left side that triggers the cue
     threshold_right_deg: float = THRESHOLD_DEFAULT_DEG
+    # thresholds changed during the session: (t_s, side, deg before, deg after) each, so the plot
+    # keeps what came before against the line it was judged by
+    threshold_changes: tuple = ()
     obliquity_deg: float = float("nan")   # latest, positive = left side high
     forward_tilt_deg: float = float("nan")
     cue_on: bool = False

@@ -589,3 +589,43 @@ def test_last_rep_headline_is_large_in_the_header(qtbot, live, make_window):
     wait_tick(qtbot, w)
     assert w.last_rep_big.text() == "last 7.9° · not back"
     assert w.last_rep_big.font().pointSize() >= 18
+
+
+def test_threshold_changed_live_keeps_past_reps_against_their_line(qtbot, live, make_window):
+    """Issue 10 item 3: the therapist raises the right limit from 5 to 7 degrees at t = 4 s (through
+    the real Pipeline.set_threshold, as the window's command does); the plot keeps the 5-degree line
+    under what came before and draws 7 degrees only from the change on: a step line."""
+    from host.processing.pipeline import Pipeline, PipelineConfig
+    pipe = Pipeline(PipelineConfig(), live=live)  # stance left: the right side is free
+    w = make_window(live)
+    t = np.arange(0.0, 4.0, 1 / 200)
+    feed(live, t, 6.0)
+    pipe.t_s = float(t[-1])
+    pipe.set_threshold("right", 7.0)
+    t2 = np.arange(4.0, 8.0, 1 / 200)
+    feed(live, t2, 2.0)
+    wait_redraw(qtbot, w)
+    wait_tick(qtbot, w)
+    now = float(t2[-1])
+    change_x = float(t[-1]) - now                       # about -4 s on the plot's axis
+    assert w.right_line.value() == 7.0
+    # the current limit spans only from the change to now; the old one is the step before it
+    mn, mx = w.right_line.span
+    assert mn == pytest.approx((change_x + 10.0) / 10.0, abs=0.01) and mx == 1.0
+    sx, sy = w.limit_steps["right"].getData()
+    assert sx[0] == pytest.approx(-10.0) and sx[-1] == pytest.approx(change_x, abs=1e-6)
+    assert set(np.round(sy, 6)) == {5.0}
+    # drawn: at x = -6 s the limit colour is at +5 deg, not at +7 deg
+    pixels = image_array(w.plot.grab().toImage())
+    vb = w.plot.getPlotItem().getViewBox()
+
+    def px(x, y):
+        p = w.plot.mapFromScene(vb.mapViewToScene(QtCore.QPointF(x, y)))
+        return int(round(p.x())), int(round(p.y()))
+    limit = color_mask(pixels, COLORS["limit"])
+    col, row5 = px(-6.0, 5.0)
+    _, row7 = px(-6.0, 7.0)
+    assert limit[row5 - 2: row5 + 3, col].any() and not limit[row7 - 2: row7 + 3, col].any()
+    col2, row7b = px(-1.0, 7.0)
+    _, row5b = px(-1.0, 5.0)
+    assert limit[row7b - 2: row7b + 3, col2].any() and not limit[row5b - 2: row5b + 3, col2].any()
