@@ -235,9 +235,17 @@ class ProgrammeRunner(StreamRunner):
                 self._last_prompt = prompt
                 low = prompt.lower()
                 if "bend" in low and "forward" in low:
+                    self._set_status(instruction="Bend forward slowly, then come back up.")
                     self.say("Bend forward slowly.")
                 elif "stand still" in low and "again" not in low:
+                    self._set_status(instruction="Stand still.")
                     self.say("Stand still.")
+            cal = self.pipeline.calibration
+            still = getattr(cal, "_still", None)  # the countdown of the still phase, for the view
+            if still is not None and getattr(cal, "_phase", "") == "still":
+                self._set_status(seconds_left=max(0.0, still.need_s - still.held_s(t_s)))
+            else:
+                self._set_status(seconds_left=0.0)
             return
         if self._pain_item is not None:
             self._poll_pain(t_s)
