@@ -13,6 +13,7 @@ import sys
 from host.errors import UserError
 from host.commands.argtypes import threshold_deg
 from host.processing.exercise import EXERCISES, THRESHOLD_DEFAULT_DEG
+from host.sinks.sound_server import end_process
 
 DEMO_DROPS = "3,7,4,8,2,9,5.5,3,7.5,4"
 
@@ -62,8 +63,4 @@ def run(args) -> int:
     try:
         return run_live(SerialTransport(port), cfg, opts)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        end_process(proc, timeout_s=3)

@@ -57,6 +57,20 @@ class Mode:
     def update(self, ex, t_s: float, drop: float, fwd: float, motion: Motion | None) -> list[dict]:
         return []
 
+    def _follow(self, ex, t_s: float, drop: float, step: str | None, value: float, field: str,
+                digits: int) -> list[dict]:
+        """A rep that starts and ends with `step` ('start'/'end' of a movement): it keeps the free
+        side's worst drop and the movement's peak `value`, reported as `field`."""
+        if step == "start":
+            ex._new_rep(t_s, drop)
+            self._peak = value
+        elif ex._rep is not None:
+            ex._rep["max"] = max(ex._rep["max"], drop)
+            self._peak = max(self._peak, value)
+            if step == "end":
+                return [ex._finish_rep(t_s, **{field: round(self._peak, digits)})]
+        return []
+
     def end_set(self, ex, t_s: float) -> list[dict]:
         """Events for the end of a set; a movement still under way stays in ex._rep, and Exercise
         reports it as `rep_incomplete` (never a rep)."""
@@ -119,7 +133,7 @@ class FreeLegSwing(Mode):
         self.moving = _Excursion(self.TURN_ON_DEG, self.TURN_OFF_DEG, self.SETTLE_S)
         self._yaw = self._baseline = 0.0
         self._t = None
-        self._max_turn = 0.0
+        self._peak = 0.0
         self._toward_free = 1.0 if cfg.free_side == "left" else -1.0  # +yaw: the front turns left
         self._two_way = cfg.exercise == "hip-swings" and cfg.swing == "front-back"
         self._went_back = False
@@ -134,20 +148,9 @@ class FreeLegSwing(Mode):
         # toward the free side positive (a lift out, a forward swing)
         turn = self._toward_free * (self._yaw - self._baseline)
         # back when well down from this turn's peak: what is left of the sway may hold it off zero
-        self.moving.off = max(self.TURN_OFF_DEG, 0.4 * self._max_turn) if self.moving.active else self.TURN_OFF_DEG
-        if self._two_way:
-            step = self._swing_back(t_s, turn)
-        else:
-            step = self.moving.update(t_s, turn)
-        if step == "start":
-            ex._new_rep(t_s, drop)
-            self._max_turn = turn
-        elif ex._rep is not None:
-            ex._rep["max"] = max(ex._rep["max"], drop)
-            self._max_turn = max(self._max_turn, abs(turn) if self._two_way else turn)
-            if step == "end":
-                return [ex._finish_rep(t_s, max_turn_deg=round(self._max_turn, 1))]
-        return []
+        self.moving.off = max(self.TURN_OFF_DEG, 0.4 * self._peak) if self.moving.active else self.TURN_OFF_DEG
+        step = self._swing_back(t_s, turn) if self._two_way else self.moving.update(t_s, turn)
+        return self._follow(ex, t_s, drop, step, abs(turn) if self._two_way else turn, "max_turn_deg", 1)
 
     def _swing_back(self, t_s: float, turn: float) -> str | None:
         """Front-back swings: the pelvis turns toward the free side as the leg swings forward, then
@@ -176,7 +179,7 @@ class LateralStepDown(Mode):
         self.velocity = LeakyIntegral(self.TAU_S)        # a little gravity from tilt error)
         self.height = LeakyIntegral(self.TAU_S)
         self.down = _Excursion(self.DOWN_ON_M, self.DOWN_OFF_M, self.SETTLE_S)
-        self._depth = 0.0
+        self._peak = 0.0
 
     def update(self, ex, t_s, drop, fwd, motion):
         a = motion.vertical_acc_g * 9.80665
@@ -186,17 +189,8 @@ class LateralStepDown(Mode):
         a -= self.acc_mean.update(t_s, a) / self.BIAS_TAU_S
         v = self.velocity.update(t_s, a)
         depth = -self.height.update(t_s, v)
-        step = self.down.update(t_s, depth)
-        if step == "start":
-            ex._new_rep(t_s, drop)
-            self._depth = depth
-        elif ex._rep is not None:
-            ex._rep["max"] = max(ex._rep["max"], drop)
-            self._depth = max(self._depth, depth)
-            if step == "end":
-                # the leaky integral under-reads a slow step; the depth is a relative measure
-                return [ex._finish_rep(t_s, depth_m=round(self._depth, 3))]
-        return []
+        # the leaky integral under-reads a slow step: the depth is a relative measure
+        return self._follow(ex, t_s, drop, self.down.update(t_s, depth), depth, "depth_m", 3)
 
 
 class PelvicTilt(Mode):

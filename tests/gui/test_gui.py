@@ -28,6 +28,7 @@ from PySide6 import QtCore, QtGui  # noqa: E402
 from host.gui.display import qt_display_available  # noqa: E402
 from host.gui.live_window import MainWindow, describe_obliquity, format_event, run_gui  # noqa: E402
 from host.gui.qt_common import COLORS  # noqa: E402
+from host.sinks.sound_server import end_process  # noqa: E402
 from host.sinks.live import LiveBuffer  # noqa: E402
 
 from tests.support import gui_window_script  # noqa: E402
@@ -492,12 +493,7 @@ def xvfb_display(tmp_path_factory):
             pytest.fail(f"Xvfb did not start: {log_path.read_text(errors='replace')[-2000:]}")
         yield f":{number}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        end_process(proc)
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ the last byte; a real read-only bind mount (chmod does not stop root). The live 
 with a clear message, and what was recorded before must stay intact.
 
 Mounting needs root (as `make test` runs here)."""
+import contextlib
 import hashlib
 import json
 import os
@@ -127,13 +128,21 @@ def test_sigkill_mid_set_loses_at_most_the_last_second(tmp_path):
     assert same >= 2 and same >= len(replay_reps) - 1 and replay_reps[:same] == live_reps[:same]
 
 
+@contextlib.contextmanager
+def tmpfs(folder, size: str):
+    """A real tmpfs of `size` (e.g. 1m, 64k) mounted at `folder` for the block (needs root)."""
+    folder.mkdir()
+    mount("-t", "tmpfs", "-o", f"size={size}", "tmpfs", folder)
+    try:
+        yield folder
+    finally:
+        umount(folder)
+
+
 @pytest.fixture
 def small_fs(tmp_path):
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    mount("-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt)
-    yield mnt
-    umount(mnt)
+    with tmpfs(tmp_path / "small", "1m") as mnt:
+        yield mnt
 
 
 def test_full_disk_keeps_the_live_session_going_and_the_recorded_data_intact(tmp_path, small_fs):

@@ -9,7 +9,7 @@ import sqlite3
 
 import pytest
 
-from tests.session.test_recording_faults import fill, mount, umount
+from tests.session.test_recording_faults import fill, tmpfs
 from tests.support.simproc import Sim, run_host
 
 pytestmark = [pytest.mark.root]
@@ -17,11 +17,8 @@ pytestmark = [pytest.mark.root]
 
 @pytest.fixture
 def tiny_fs(tmp_path):
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    mount("-t", "tmpfs", "-o", "size=64k", "tmpfs", mnt)
-    yield mnt
-    umount(mnt)
+    with tmpfs(tmp_path / "tiny", "64k") as mnt:
+        yield mnt
 
 
 def run_with(db, *extra):
