@@ -12,6 +12,7 @@ BENCHES = {
     "latency": ("host.bench.latency", "cue latency through the real audio path"),
     "reps": ("host.bench.reps", "rep detection and cue accuracy over simulated scenarios"),
     "calibration": ("host.bench.calibration", "mounting calibration, lost frames and clock drift against simulator truth"),
+    "memory": ("host.bench.memory", "peak memory of export and report on a long session"),
 }
 
 

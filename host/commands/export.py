@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import shutil
 import sqlite3
@@ -23,7 +24,7 @@ from host import store
 from host.errors import UserError
 from host.commands.db_args import add_db_argument, get_session, open_db, pick_blocks, plain_db_errors, session_arg
 from host.protocol.frames import SampleDecoder
-from host.session.review import review_block
+from host.session.review import compare_reps, config_for, replay_block
 
 SAMPLE_COLUMNS = ["block", "seq", "t_device_us", "t_s", "t_host_s", "acc_x_g", "acc_y_g", "acc_z_g",
                   "gyr_x_dps", "gyr_y_dps", "gyr_z_dps", "obliquity_deg", "forward_tilt_deg", "cue_on"]
@@ -41,53 +42,86 @@ def add_arguments(p) -> None:
     add_db_argument(p)
 
 
-def decode_samples(conn, block: store.BlockInfo) -> dict[str, np.ndarray]:
-    """Every sample the decoder yields from the stored frames, in physical units."""
+def iter_samples(conn, block: store.BlockInfo):
+    """Every sample the decoder yields from the stored frames, in physical units, one frame's batch
+    at a time: (seq, t_device_us, t_s, t_host_s, acc_g, gyr_dps) arrays. t_s is the session's time
+    axis, as the pipeline keeps it: time runs on across a sensor restart."""
     dec = SampleDecoder()
-    seq, t_us, t_host, acc, gyr, t_s = [], [], [], [], [], []
     t0_us, end_s = None, 0.0
     for t_h, frame, _late in store.frames(conn, block.id):
         batch = dec.feed(frame, t_h)
         if batch is None:
             continue
         n = len(batch.t_device_us)
-        if t0_us is None or batch.restarted:  # as the pipeline does: time runs on across a restart
+        if t0_us is None or batch.restarted:
             t0_us = int(batch.t_device_us[0]) - (int(round((end_s + 1.0 / dec.info.rate_hz) * 1e6))
                                                  if t0_us is not None else 0)
-        t_s.append((batch.t_device_us - t0_us) * 1e-6)
-        end_s = float(t_s[-1][-1])
-        seq.append(batch.seq + np.arange(n))
-        t_us.append(batch.t_device_us)
-        t_host.append(np.full(n, t_h))
-        acc.append(batch.acc_g)
-        gyr.append(batch.gyr_dps)
-    if not seq:
-        empty = np.zeros(0)
-        return {"seq": empty.astype(np.int64), "t_device_us": empty.astype(np.int64), "t_host_s": empty,
-                "acc_g": np.zeros((0, 3)), "gyr_dps": np.zeros((0, 3)), "t_s": empty}
-    return {"seq": np.concatenate(seq), "t_device_us": np.concatenate(t_us), "t_host_s": np.concatenate(t_host),
-            "acc_g": np.concatenate(acc), "gyr_dps": np.concatenate(gyr), "t_s": np.concatenate(t_s)}
+        t_s = (batch.t_device_us - t0_us) * 1e-6
+        end_s = float(t_s[-1])
+        yield batch.seq + np.arange(n), batch.t_device_us, t_s, np.full(n, t_h), batch.acc_g, batch.gyr_dps
 
 
-def angles_for(samples: dict, review) -> tuple[np.ndarray, np.ndarray]:
-    """Obliquity and forward tilt per decoded sample (NaN before calibration), joined by sequence
-    number and device time (a sensor that restarted numbers from 0 again)."""
-    n = len(samples["seq"])
-    obl, fwd = np.full(n, np.nan), np.full(n, np.nan)
-    if len(review.seq) and n:
-        row = {(int(s), int(t)): i for i, (s, t) in enumerate(zip(samples["seq"], samples["t_device_us"]))}
-        idx = np.array([row.get((int(s), int(t)), -1) for s, t in zip(review.seq, review.t_device_us)])
-        ok = idx >= 0
-        obl[idx[ok]] = review.obliquity_deg[ok]
-        fwd[idx[ok]] = review.forward_tilt_deg[ok]
-    return obl, fwd
+class SampleRows:
+    """Writes the samples CSV of one block while its replay runs: `angle()` is the replay's trace (the
+    angles of a calibrated sample), `finish()` writes what is left. The decoded samples are read
+    alongside, in the same order as the pipeline takes them (the same decoder on the same frames),
+    so the angles join them by sequence number and device time (a sensor that restarted numbers
+    from 0 again) without holding either side in memory; samples before calibration get none."""
 
+    def __init__(self, writer, block_no: int, samples, cue_periods: list[tuple[float, float]], open_cue: bool):
+        self.w, self.block_no = writer, block_no
+        self._batches = iter(samples)
+        self._rows: list = []      # the current batch, as Python values
+        self._i = 0
+        self._cues, self._open_cue = cue_periods, open_cue
+        self._held = None          # one row held back: an open cue ends at the last sample
+        self._k, self._last_t = 0, -math.inf
 
-def cue_mask(t_s: np.ndarray, periods: list[tuple[float, float]]) -> np.ndarray:
-    on = np.zeros(len(t_s), dtype=bool)
-    for start, end in periods:
-        on |= (t_s >= start - 1e-6) & (t_s < end - 1e-6)
-    return on
+    def _next_sample(self):
+        while self._i >= len(self._rows):
+            batch = next(self._batches, None)
+            if batch is None:
+                return None
+            seq, t_us, t_s, t_h, acc, gyr = batch
+            self._rows = list(zip(seq.tolist(), t_us.tolist(), t_s.tolist(), t_h.tolist(), acc.tolist(), gyr.tolist()))
+            self._i = 0
+        self._i += 1
+        return self._rows[self._i - 1]
+
+    def angle(self, seq: int, t_us: int, obl: float, fwd: float, _t_s: float = 0.0) -> None:
+        while (s := self._next_sample()) is not None:
+            if (s[0], s[1]) == (seq, t_us):
+                self._write(s, obl, fwd)
+                return
+            self._write(s, math.nan, math.nan)
+
+    def finish(self) -> None:
+        while (s := self._next_sample()) is not None:
+            self._write(s, math.nan, math.nan)
+        if self._held is not None:
+            row, t_s = self._held
+            if self._open_cue and self._cues and t_s >= self._cues[-1][0] - 1e-6:
+                row[-1] = 0  # an open cue ends at the block's last sample (store.cue_periods)
+            self.w.writerow(row)
+            self._held = None
+
+    def _cue_on(self, t_s: float) -> int:
+        cues = self._cues
+        if t_s < self._last_t:
+            self._k = 0  # the device clock went back: look from the first cue again
+        self._last_t = t_s
+        while self._k < len(cues) and t_s >= cues[self._k][1] - 1e-6:
+            self._k += 1  # cues are in time order: one that ended is done with
+        return int(any(a - 1e-6 <= t_s < b - 1e-6 for a, b in cues[self._k:self._k + 2]))
+
+    def _write(self, s, obl: float, fwd: float) -> None:
+        seq, t_us, t_s, t_h, acc, gyr = s
+        row = [self.block_no, seq, t_us, f"{t_s:.6f}", f"{t_h:.6f}",
+               f"{acc[0]:.6f}", f"{acc[1]:.6f}", f"{acc[2]:.6f}", f"{gyr[0]:.4f}", f"{gyr[1]:.4f}", f"{gyr[2]:.4f}",
+               _num(obl), _num(fwd), self._cue_on(t_s)]
+        if self._held is not None:
+            self.w.writerow(self._held[0])
+        self._held = (row, t_s)
 
 
 def _num(v, fmt="{:.5f}") -> str:
@@ -168,23 +202,19 @@ def _export(conn, session, blocks, files) -> None:
                               b.threshold_left_deg, b.threshold_right_deg, b.estimator, b.status, b.frame_count,
                               f"{b.duration_s:.3f}", _num(cal.get("mounting_tilt_deg")), json.dumps(b.settings),
                               json.dumps(changes) if changes else ""])
-        review = review_block(conn, b)
-        all_reps += [(b.number, r) for r in review.reps]
-        samples = decode_samples(conn, b)
-        n = len(samples["seq"])
-        t_s = samples["t_s"]
-        obl, fwd = angles_for(samples, review)
-        if review.comparison is not None and not review.comparison.same:
-            print(f"Note (block {b.number}): the angles come from a re-analysis with the stored "
-                  f"settings and the changes made live. {review.comparison.sentence()}")
-        cue = cue_mask(t_s, store.cue_periods(rec_events, float(t_s[-1]) if n else 0.0))
-        acc, gyr = samples["acc_g"], samples["gyr_dps"]
-        for i in range(n):
-            w["samples"].writerow([b.number, int(samples["seq"][i]), int(samples["t_device_us"][i]), f"{t_s[i]:.6f}",
-                                   f"{samples['t_host_s'][i]:.6f}",
-                                   f"{acc[i, 0]:.6f}", f"{acc[i, 1]:.6f}", f"{acc[i, 2]:.6f}",
-                                   f"{gyr[i, 0]:.4f}", f"{gyr[i, 1]:.4f}", f"{gyr[i, 2]:.4f}",
-                                   _num(float(obl[i])), _num(float(fwd[i])), int(cue[i])])
+        # an open cue (the block ended during it) ends at the last sample: known only at the end
+        periods = store.cue_periods(rec_events, math.inf)
+        rows_out = SampleRows(w["samples"], b.number, iter_samples(conn, b), periods,
+                              open_cue=bool(periods) and periods[-1][1] == math.inf)
+        live_reps = [e for e in rec_events if e.get("event") == "rep"]
+        all_reps += [(b.number, r) for r in live_reps]
+        if b.frame_count:
+            r = replay_block(conn, b, config_for(b), speed=None, trace=rows_out.angle)
+            comparison = compare_reps(live_reps, r.reps)
+            if not comparison.same:
+                print(f"Note (block {b.number}): the angles come from a re-analysis with the stored "
+                      f"settings and the changes made live. {comparison.sentence()}")
+        rows_out.finish()
         rows = [(t_h, e.get("t"), e.get("event"), {k: v for k, v in e.items() if k not in ("event", "t")})
                 for t_h, e in recorded]
         rows += [(m["t_host_s"], m["t_s"], "marker", {"label": m["label"]}) for m in store.markers(conn, b.id)]

@@ -130,7 +130,7 @@ class Replay:
     transport: object
     wall_s: float
     data_s: float              # device seconds replayed
-    samples: dict = field(default_factory=dict)  # from trace: seq, t_device_us, obliquity, forward tilt
+    samples: dict = field(default_factory=dict)  # trace=True: TraceColumns.NAMES -> arrays
 
     @property
     def reps(self) -> list[dict]:
@@ -148,23 +148,55 @@ def steering_of(events: list[dict]) -> list[dict]:
             or (e.get("event") == "set_summary" and e.get("ended_by") == "user")]
 
 
+class TraceColumns:
+    """The per-sample trace of a replay (seq, t_device_us, obliquity, forward tilt, t_s) in numpy
+    chunks: a Python number per sample and column would cost about 32 bytes where the array holds 8
+    (a 60-minute block is 720,000 samples)."""
+    CHUNK = 65536
+    NAMES = ("seq", "t_device_us", "obliquity_deg", "forward_tilt_deg", "t_s")
+    _TYPES = (np.int64, np.int64, float, float, float)
+
+    def __init__(self):
+        self._done: list[tuple] = []
+        self._new()
+
+    def _new(self) -> None:
+        self._cols = tuple(np.empty(self.CHUNK, dtype=t) for t in self._TYPES)
+        self._n = 0
+
+    def append(self, seq: int, t_us: int, obl: float, fwd: float, t_s: float) -> None:
+        i = self._n
+        c = self._cols
+        c[0][i], c[1][i], c[2][i], c[3][i], c[4][i] = seq, t_us, obl, fwd, t_s
+        self._n = i + 1
+        if self._n == self.CHUNK:
+            self._done.append(self._cols)
+            self._new()
+
+    def __len__(self) -> int:
+        return len(self._done) * self.CHUNK + self._n
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        parts = self._done + [tuple(c[:self._n] for c in self._cols)]
+        return {name: np.concatenate([p[k] for p in parts]) for k, name in enumerate(self.NAMES)}
+
+
 def replay_block(conn, s: store.BlockInfo, cfg: PipelineConfig, speed: float | None = None, log=None,
-               trace: bool = False, console=None, steer: bool = True) -> Replay:
-    """Run one stored block through runner.StreamRunner. trace=True also returns the per-sample angles.
+                 trace=False, console=None, steer: bool = True) -> Replay:
+    """Run one stored block through runner.StreamRunner. trace=True also returns the per-sample angles
+    (`Replay.samples`, arrays); a callable trace(seq, t_device_us, obliquity_deg, forward_tilt_deg,
+    t_s) is called per sample instead, so a caller can stream them (export).
     steer: apply what the user changed live (thresholds, sets ended) at the moments it happened, so a
     replay with the stored settings is the live run; False for a re-analysis with other thresholds."""
     from host.sinks.live import LiveBuffer
     from host.session.runner import StreamRunner
     from host.links.replay import ReplayTransport
 
-    cols = {"seq": [], "t_device_us": [], "obliquity_deg": [], "forward_tilt_deg": [], "t_s": []}
+    cols = TraceColumns() if trace is True else None
+    sink = cols.append if cols is not None else trace
 
-    def tracer(seq, t_us, obl, fwd, _add=tuple(c.append for c in cols.values())):
-        _add[0](seq)
-        _add[1](t_us)
-        _add[2](obl)
-        _add[3](fwd)
-        _add[4]((t_us - session.pipeline.t0_us) * 1e-6)  # the session's time axis, across restarts
+    def tracer(seq, t_us, obl, fwd):
+        sink(seq, t_us, obl, fwd, (t_us - session.pipeline.t0_us) * 1e-6)  # the session's time axis, across restarts
     transport = ReplayTransport(conn, s, speed=speed)
     live = LiveBuffer() if console is not None else _no_display()
     collect = _Collect(log)
@@ -181,7 +213,8 @@ def replay_block(conn, s: store.BlockInfo, cfg: PipelineConfig, speed: float | N
     wall = time.perf_counter() - t0
     if summary.open_failed:
         raise UserError(summary.reason)
-    return Replay(summary, collect.events, session.pipeline, transport, wall, session.pipeline.t_s, cols)
+    return Replay(summary, collect.events, session.pipeline, transport, wall, session.pipeline.t_s,
+                  cols.arrays() if cols is not None else {})
 
 
 def _rep_key(r: dict) -> tuple:
@@ -252,12 +285,9 @@ def review_block(conn, block: store.BlockInfo) -> BlockAngles:
     if block.frame_count:
         r = replay_block(conn, block, config_for(block), speed=None, trace=True)
         wall = r.wall_s
-        if r.samples["seq"]:
-            seq = np.asarray(r.samples["seq"], dtype=np.int64)
-            t_us = np.asarray(r.samples["t_device_us"], dtype=np.int64)
-            t_s = np.asarray(r.samples["t_s"], dtype=float)
-            obl = np.asarray(r.samples["obliquity_deg"], dtype=float)
-            fwd = np.asarray(r.samples["forward_tilt_deg"], dtype=float)
+        if len(r.samples["seq"]):
+            seq, t_us, t_s = r.samples["seq"], r.samples["t_device_us"], r.samples["t_s"]
+            obl, fwd = r.samples["obliquity_deg"], r.samples["forward_tilt_deg"]
         comparison = compare_reps(reps, r.reps)
     # no angle (ended before calibration): the host clock's length of the block stands in
     times = [float(t_s[-1])] if len(t_s) else [block.duration_s]
