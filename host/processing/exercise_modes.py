@@ -14,8 +14,9 @@ The modes (../shared/docs/domain.md for the exercises):
   the pelvis turning with the leg (a leaky integral of the rate of turn: the turn of a lift or swing
   rises well above the slow sway of standing), the fault cue from the free side's drop.
 - lateral-step-down: reps from the vertical motion (a leaky double integral of the vertical
-  acceleration: the pelvis goes down 10-20 cm and back), per-rep drop of the free side ("the pelvis
-  loses the horizontal" as a number), fault cue.
+  acceleration: the pelvis goes down 10-20 cm and back; each step measured from the highest the
+  pelvis was since the last one, as the filter's rest level wanders), per-rep drop of the free side ("the
+  pelvis loses the horizontal" as a number), fault cue.
 - pelvic-tilt: sagittal; the threshold is the therapist's target forward tilt (`target_deg`): a
   target chime when reached, reps from the forward tilt going out and back, with the time held near
   the target and how far it tilted back afterwards.
@@ -169,16 +170,33 @@ class FreeLegSwing(Mode):
 
 
 class LateralStepDown(Mode):
-    """A rep is the pelvis going down and back up; its depth from the vertical acceleration."""
+    """A rep is the pelvis going down and back up, seen in its depth from the vertical acceleration.
+    The depth is a leaky double integral (the slow offset taken off first), so it is a relative
+    measure: after each step it swings past its rest level the other way (the leak's undershoot)
+    and creeps back with the leak, and a slow error in the acceleration (an accelerometer bias seen
+    at another angle as the pelvis leans, a tilt error) shifts it by centimetres. Counting against a
+    fixed zero lost steps under noise; so a step starts when the depth rises RISE_ON_M above its
+    least since the last step (`trough`, which relaxes toward zero with the same leak, so the
+    creep back from an undershoot is not a step) and ends when the depth has come back by half of
+    that rise. `depth_m` is the step's rise above that trough."""
     needs_motion = True
-    DOWN_ON_M, DOWN_OFF_M, SETTLE_S, TAU_S, BIAS_TAU_S = 0.04, 0.015, 0.15, 1.5, 4.0
+    TAU_S, BIAS_TAU_S = 1.5, 4.0
+    RISE_ON_M = 0.04          # down this far from the trough: a step has started
+    FALL_SHARE = 0.5          # back up by this share of the step's depth (and FALL_MIN_M): it ended
+    FALL_MIN_M = 0.02
+    SETTLE_S = 0.1            # ... for this long
+    TROUGH_DRIFT_M_S = 0.01   # the trough follows a drift up this fast (a step goes down 4x faster)
 
     def __init__(self, cfg):
         super().__init__(cfg)
         self.acc_mean = LeakyIntegral(self.BIAS_TAU_S)   # tracks a slow offset (accelerometer bias,
         self.velocity = LeakyIntegral(self.TAU_S)        # a little gravity from tilt error)
         self.height = LeakyIntegral(self.TAU_S)
-        self.down = _Excursion(self.DOWN_ON_M, self.DOWN_OFF_M, self.SETTLE_S)
+        self._trough = 0.0
+        self._t = None
+        self._stepping = False
+        self._start_trough = self._peak_depth = 0.0
+        self._back_since = None
         self._peak = 0.0
 
     def update(self, ex, t_s, drop, fwd, motion):
@@ -189,8 +207,31 @@ class LateralStepDown(Mode):
         a -= self.acc_mean.update(t_s, a) / self.BIAS_TAU_S
         v = self.velocity.update(t_s, a)
         depth = -self.height.update(t_s, v)
-        # the leaky integral under-reads a slow step: the depth is a relative measure
-        return self._follow(ex, t_s, drop, self.down.update(t_s, depth), depth, "depth_m", 3)
+        dt = 0.0 if self._t is None else min(0.05, max(0.0, t_s - self._t))
+        self._t = t_s
+        return self._follow(ex, t_s, drop, self._step(t_s, depth, dt), depth - self._start_trough, "depth_m", 3)
+
+    def _step(self, t_s: float, depth: float, dt: float) -> str | None:
+        """'start', 'end' or None, from the depth's rise above its trough and its way back."""
+        if not self._stepping:
+            # the filter's rest level comes back up from an undershoot with its own leak: so does the trough
+            self._trough = min(depth, self._trough * (1.0 - dt / self.TAU_S) + self.TROUGH_DRIFT_M_S * dt)
+            if depth - self._trough > self.RISE_ON_M:
+                self._stepping, self._start_trough, self._peak_depth = True, self._trough, depth
+                self._back_since = None
+                return "start"
+            return None
+        self._peak_depth = max(self._peak_depth, depth)
+        fall = max(self.FALL_MIN_M, self.FALL_SHARE * (self._peak_depth - self._start_trough))
+        if depth < self._peak_depth - fall:
+            if self._back_since is None:
+                self._back_since = t_s
+            elif t_s - self._back_since >= self.SETTLE_S:
+                self._stepping, self._trough = False, depth
+                return "end"
+        else:
+            self._back_since = None
+        return None
 
 
 class PelvicTilt(Mode):

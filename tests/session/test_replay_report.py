@@ -196,3 +196,35 @@ def test_bench_replay_writes_only_its_own_section(tmp_path):
     assert "## Host pipeline cost\n\nnumbers of another bench" in text
     assert "## Session recording and replay" in text
     assert re.search(r"\*\*[\d,]+x real time\*\*", text) and "µs per frame" in text
+
+
+def test_streamed_export_is_the_whole_block_joined_at_once(rec, tmp_path):
+    """The export writes each sample's row as the replay reaches it; the rows are those of joining
+    the whole block's decoded samples with its replayed angles (review_block, the arrays the report
+    and the review window use) and the recorded cue periods at once."""
+    from host.commands.export import iter_samples
+    from host.session.review import review_block
+    conn = store.connect(rec["db"])
+    for session in store.list_sessions(conn):
+        out = tmp_path / f"s{session.id}"
+        r = cli("export", str(session.id), "--csv", out, "--db", rec["db"])
+        assert r.returncode == 0, r.stdout + r.stderr
+        rows = list(csv.DictReader(open(out / f"session-{session.id}-samples.csv")))
+        (block,) = session.blocks
+        parts = list(iter_samples(conn, block))
+        seq, t_us, t_s = (np.concatenate([p[k] for p in parts]) for k in range(3))
+        review = review_block(conn, block)
+        at = {(int(s), int(t)): i for i, (s, t) in enumerate(zip(review.seq, review.t_device_us))}
+        recorded = [e for _, e in store.events(conn, block.id)]
+        periods = store.cue_periods(recorded, float(t_s[-1]))
+        assert len(rows) == len(seq) and len(review.seq) > 0.8 * len(seq) and periods
+        for row, s, t, ts in zip(rows, seq, t_us, t_s):
+            assert (int(row["seq"]), int(row["t_device_us"])) == (s, t)
+            i = at.get((int(s), int(t)))
+            if i is None:
+                assert row["obliquity_deg"] == row["forward_tilt_deg"] == ""
+            else:
+                assert abs(float(row["obliquity_deg"]) - review.obliquity_deg[i]) < 1e-5
+                assert abs(float(row["forward_tilt_deg"]) - review.forward_tilt_deg[i]) < 1e-5
+            assert row["cue_on"] == str(int(any(a - 1e-6 <= ts < b - 1e-6 for a, b in periods)))
+    conn.close()
