@@ -103,5 +103,6 @@ def run(args) -> int:
             "resident memory (`VmHWM`), imports included. Export streams: the stored frames are read "
             "4,096 at a time, replayed through the live pipeline, and each sample's row is written as "
             "the replay reaches it, so its peak does not grow with the session's length. The report "
-            "keeps one block's angles (two numbers per sample, in arrays) to draw its plots."))
+            "keeps one block's replayed trace (five numbers per sample, in arrays: "
+            "`host.session.review.TraceColumns`) to draw its plots."))
     return 0
