@@ -8,7 +8,8 @@ reps, the cue's state, the link's state and the threshold as changed live. This 
 a clinic station and for any recorder writing into the database.
 Out: one JSON message per tick to every WebSocket watching the block (`BlockHub.subscribe`): the new
 angle points, the latest angle, threshold, reps, cue and link state. Browsers acknowledge each
-message; `BlockHub.delays_s` keeps the delay from a frame's host receive time to the browser.
+message; `BlockHub.delays_s` keeps the delay from a frame's host receive time to the browser (of
+each message's newest frame; `oldest_delays_s` of its oldest).
 
 The delay is measured on one clock: frames carry the station's `time.monotonic()` (system-wide on
 Linux), so it is only meaningful when the station runs on the server's machine (tests, the clinic
@@ -61,12 +62,13 @@ class BlockTail:
     def step(self) -> dict:
         """Read what was committed since the last step; the message for the browsers."""
         self.points = []
-        newest = None
+        newest = oldest = None
         while True:
             rows = store.frames_after(self.conn, self.block.id, self.last_n)
             for n, t_host_s, data, late in rows:
                 self.pipeline.feed_frame(self.decoder, data, t_host_s, on_time=not late)
                 self.last_n, newest = n, t_host_s
+                oldest = t_host_s if oldest is None else oldest
             if len(rows) < 4096:
                 break
         for eid, _t_host, e in store.events_after(self.conn, self.block.id, self.last_event):
@@ -80,7 +82,7 @@ class BlockTail:
         if self.points:
             s["angle_deg"] = self.points[-1][1]
         s["stale_s"] = round(now - self.new_frame_at, 1) if now - self.new_frame_at > STALE_S else 0
-        return {**s, "points": self.points[-MAX_POINTS:], "t_host_s": newest}
+        return {**s, "points": self.points[-MAX_POINTS:], "t_host_s": newest, "t_host_oldest_s": oldest}
 
     def _apply(self, e: dict) -> None:
         kind, s = e.get("event"), self.status
@@ -113,8 +115,11 @@ class BlockHub:
         self.watchers: set[asyncio.Queue] = set()
         self.task: asyncio.Task | None = None
         self.seq = 0
-        self.sent: collections.OrderedDict[int, tuple[float, float]] = collections.OrderedDict()
+        self.sent: collections.OrderedDict[int, tuple[float, float, float]] = collections.OrderedDict()
+        # per acknowledged message: the delay of its newest frame, and of its oldest (which waited
+        # for the recorder's next commit, host.sinks.recorder.COMMIT_INTERVAL_S)
         self.delays_s: collections.deque = collections.deque(maxlen=100_000)
+        self.oldest_delays_s: collections.deque = collections.deque(maxlen=100_000)
         self.messages = 0
 
     def subscribe(self) -> asyncio.Queue:
@@ -133,10 +138,11 @@ class BlockHub:
         sent = self.sent.get(seq) if isinstance(seq, int) else None
         if sent is None:
             return None
-        t_send, t_host = sent
-        delay = t_send + (t_ack - t_send) / 2 - t_host
-        self.delays_s.append(delay)
-        return delay
+        t_send, t_newest, t_oldest = sent
+        t_browser = t_send + (t_ack - t_send) / 2
+        self.delays_s.append(t_browser - t_newest)
+        self.oldest_delays_s.append(t_browser - t_oldest)
+        return t_browser - t_newest
 
     async def _run(self) -> None:
         tail = None
@@ -149,7 +155,7 @@ class BlockHub:
                 msg["seq"] = self.seq
                 msg["delay_ms"] = round(self.delays_s[-1] * 1000) if self.delays_s else None
                 if msg["t_host_s"] is not None:
-                    self.sent[self.seq] = (time.monotonic(), msg["t_host_s"])
+                    self.sent[self.seq] = (time.monotonic(), msg["t_host_s"], msg["t_host_oldest_s"])
                     while len(self.sent) > 1000:
                         self.sent.popitem(last=False)
                 for q in list(self.watchers):
@@ -181,5 +187,6 @@ class LiveHubs:
             h = self.hubs[block_id] = BlockHub(self.db, block_id, self.plot_hz)
         return h
 
-    def delays_s(self) -> list[float]:
-        return [d for h in self.hubs.values() for d in h.delays_s if math.isfinite(d)]
+    def delays_s(self, oldest: bool = False) -> list[float]:
+        return [d for h in self.hubs.values() for d in (h.oldest_delays_s if oldest else h.delays_s)
+                if math.isfinite(d)]

@@ -18,6 +18,9 @@ def clinic_db(tmp_path_factory):
     return db, two_clinics(db)
 
 
+WS_ORIGIN = {"origin": "http://testserver"}  # TestClient's WebSocket host
+
+
 def csrf_of(html: str) -> str:
     return re.search(r'name="csrf" value="([^"]+)"', html).group(1)
 
@@ -36,7 +39,7 @@ def app(clinic_db):
 
 @pytest.fixture
 def client(app):
-    with TestClient(app, base_url="http://127.0.0.1") as c:
+    with TestClient(app, base_url="http://testserver") as c:
         yield c
 
 

@@ -14,7 +14,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from host import store
 from host.server import auth
-from tests.server.conftest import TestClient, csrf_of, sign_in
+from tests.server.conftest import WS_ORIGIN, TestClient, csrf_of, sign_in
 from tests.support.clinic import PASSWORDS
 from tests.support.simproc import ROOT, hiplevel
 
@@ -22,7 +22,7 @@ PAGES = ["/", "/patients/{p1}", "/sessions/{s1}", "/live", "/live/{b1}", "/api/l
 BAD = ["1 OR 1=1", "1; DROP TABLE patients", "1' OR '1'='1", "../../etc/passwd", "..%2F..%2Fetc%2Fpasswd",
        "%2e%2e%2f%2e%2e%2fetc%2fpasswd", "1%00", "-1", "0", "99999999999999999999999", "１", "1e3", " 1",
        "<script>alert(1)</script>", "%27%3B--"]
-WS_ORIGIN = {"origin": "http://127.0.0.1"}
+
 
 
 def table_counts(db):
@@ -83,6 +83,8 @@ def test_the_signed_in_therapist_sees_their_clinic_only(ann, clinic_db):
         # another clinic's record looks exactly like one that does not exist
         assert other.status_code == missing.status_code == 404 and other.text == missing.text
         assert "P-002" not in other.text
+    with ann.websocket_connect(f"/ws/live/{ids['b1']}", headers=WS_ORIGIN) as ws:
+        assert ws.receive_json()["block"] == ids["b1"]  # their own block streams
     with pytest.raises(WebSocketDisconnect):
         with ann.websocket_connect(f"/ws/live/{ids['b2']}", headers=WS_ORIGIN) as ws:
             ws.receive_json()
@@ -107,7 +109,7 @@ def test_injection_and_traversal_strings_in_every_parameter(ann, clinic_db, bad)
         with ann.websocket_connect("/ws/live/" + bad, headers=WS_ORIGIN) as ws:
             ws.receive_json()
     # in the sign-in form: no account is reached by injection
-    other = TestClient(ann.app, base_url="http://127.0.0.1")
+    other = TestClient(ann.app, base_url="http://testserver")
     r = sign_in(other, user=bad, password=bad + "-long-enough")
     assert r.status_code in (401, 429) and "hl_session" not in r.cookies
     r = sign_in(other, user="ann", password=bad + "' OR '1'='1")
@@ -148,7 +150,7 @@ def test_sign_in_is_rate_limited(clinic_db):
     from host.server.app import create_app
     now = [1000.0]
     app = create_app(clinic_db[0], limiter=auth.SignInLimiter(max_failures=5, window_s=300, clock=lambda: now[0]))
-    c = TestClient(app, base_url="http://127.0.0.1")
+    c = TestClient(app, base_url="http://testserver")
     for _ in range(5):
         assert sign_in(c, password="wrong-password!").status_code == 401
     r = sign_in(c)  # the right password, but too many failures just before
