@@ -14,6 +14,7 @@ bodies are capped (MAX_BODY_BYTES); WebSockets must come from the dashboard's ow
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from pathlib import Path
@@ -79,6 +80,15 @@ def create_app(db, *, secure_cookies: bool = False, limiter: auth.SignInLimiter 
         if found is None:
             raise NotSignedIn()
         return found
+
+    @contextlib.contextmanager
+    def signed_in_db(request: Request):
+        """(connection, therapist, csrf token) for a signed-in request; NotSignedIn otherwise."""
+        c = db_conn()
+        try:
+            yield (c, *signed_in(request, c))
+        finally:
+            c.close()
 
     def render(request, name: str, status: int = 200, **ctx) -> HTMLResponse:
         return templates.TemplateResponse(request, name, ctx, status_code=status)
@@ -176,84 +186,51 @@ def create_app(db, *, secure_cookies: bool = False, limiter: auth.SignInLimiter 
     # ---- pages ----
     @app.get("/")
     def patients(request: Request):
-        c = db_conn()
-        try:
-            t, csrf = signed_in(request, c)
+        with signed_in_db(request) as (c, t, csrf):
             return render(request, "patients.html", me=t, csrf=csrf, patients=store.clinic_patients(c, t.clinic_id),
                           live=store.open_blocks(c, t.clinic_id))
-        finally:
-            c.close()
 
     @app.get("/patients/{pid}")
     def patient(request: Request, pid: str):
-        c = db_conn()
-        try:
-            t, csrf = signed_in(request, c)
-            label = store.patient_of_clinic(c, parse_id(pid), t.clinic_id)
-            if label is None:
-                raise HTTPException(404)
+        with signed_in_db(request) as (c, t, csrf):
+            label = found(store.patient_of_clinic(c, parse_id(pid), t.clinic_id))
             sessions = store.list_sessions(c, label)
             body = report_html.patient_body(label, store.progress(c, label))
             return render(request, "patient.html", me=t, csrf=csrf, label=label, sessions=sessions[::-1],
                           report=body, css=report_html.CSS)
-        finally:
-            c.close()
 
     @app.get("/sessions/{sid}")
     def session(request: Request, sid: str):
-        c = db_conn()
-        try:
-            t, csrf = signed_in(request, c)
-            s = store.session_of_clinic(c, parse_id(sid), t.clinic_id)
-            if s is None:
-                raise HTTPException(404)
+        with signed_in_db(request) as (c, t, csrf):
+            s = found(store.session_of_clinic(c, parse_id(sid), t.clinic_id))
             pid = store.patient_id(c, s.patient, create=False)
             return render(request, "session.html", me=t, csrf=csrf, session=s, patient_id=pid,
                           report=report_html.session_body(c, s), css=report_html.CSS)
-        finally:
-            c.close()
 
     @app.get("/live")
     def live_list(request: Request):
-        c = db_conn()
-        try:
-            t, csrf = signed_in(request, c)
+        with signed_in_db(request) as (c, t, csrf):
             return render(request, "live_list.html", me=t, csrf=csrf, live=store.open_blocks(c, t.clinic_id))
-        finally:
-            c.close()
 
     @app.get("/api/live")
     def live_api(request: Request):
-        c = db_conn()
-        try:
-            t, _ = signed_in(request, c)
+        with signed_in_db(request) as (c, t, _):
             return {"live": store.open_blocks(c, t.clinic_id)}
-        finally:
-            c.close()
 
     @app.get("/live/{bid}")
     def live_page(request: Request, bid: str):
-        c = db_conn()
-        try:
-            t, csrf = signed_in(request, c)
-            b = store.block_of_clinic(c, parse_id(bid), t.clinic_id)
-            if b is None:
-                raise HTTPException(404)
+        with signed_in_db(request) as (c, t, csrf):
+            b = found(store.block_of_clinic(c, parse_id(bid), t.clinic_id))
             s = store.get_session(c, b.session_id)
             return render(request, "live.html", me=t, csrf=csrf, block=b, session=s)
-        finally:
-            c.close()
 
     @app.get("/static/{name}")
     def static(request: Request, name: str):
         if name not in STATIC:
             raise HTTPException(404)
         if name not in PUBLIC_STATIC:
-            c = db_conn()
-            try:
-                signed_in(request, c)
-            finally:
-                c.close()
+            with signed_in_db(request):
+                pass
         return Response((HERE / "static" / name).read_bytes(), media_type=STATIC[name])
 
     @app.websocket("/ws/live/{bid}")
@@ -303,6 +280,13 @@ def create_app(db, *, secure_cookies: bool = False, limiter: auth.SignInLimiter 
             reader.cancel()
 
     return app
+
+
+def found(x):
+    """x, or 404 when it is None (missing, or another clinic's: the same answer)."""
+    if x is None:
+        raise HTTPException(404)
+    return x
 
 
 def _plain(status: int, words: str) -> HTMLResponse:
