@@ -647,20 +647,29 @@ def events_after(conn, block_id: int, after_id: int) -> list[tuple[int, float, d
         "SELECT id, t_host_s, json FROM events WHERE block_id = ? AND id > ? ORDER BY id", (block_id, after_id))]
 
 
-def add_web_session(conn, token_sha256: str, therapist_id: int, csrf_token: str, now_s: float) -> None:
+def add_web_session(conn, token_sha256: str, therapist_id: int, csrf_token: str, now_s: float,
+                    idle_s: float, max_s: float) -> None:
+    """A new signed-in browser session; the expired ones of anyone are deleted on the way."""
+    conn.execute("DELETE FROM web_sessions WHERE seen_s < ? OR created_s < ?", (now_s - idle_s, now_s - max_s))
     conn.execute("INSERT INTO web_sessions (token_sha256, therapist_id, csrf_token, created_s, seen_s) "
                  "VALUES (?, ?, ?, ?, ?)", (token_sha256, therapist_id, csrf_token, now_s, now_s))
 
 
+WEB_SESSION_TOUCH_S = 60.0  # a session's last use is written at most this often: most requests only read
+
+
 def web_session(conn, token_sha256: str, now_s: float, idle_s: float, max_s: float) -> tuple[int, str] | None:
     """(therapist_id, csrf_token) of a signed-in browser session that has not expired (idle for
-    longer than idle_s, or older than max_s), marking it seen now; expired ones are deleted."""
-    conn.execute("DELETE FROM web_sessions WHERE seen_s < ? OR created_s < ?", (now_s - idle_s, now_s - max_s))
-    r = conn.execute("SELECT therapist_id, csrf_token FROM web_sessions WHERE token_sha256 = ?",
+    longer than idle_s, or older than max_s), else None (an expired one is deleted)."""
+    r = conn.execute("SELECT therapist_id, csrf_token, created_s, seen_s FROM web_sessions WHERE token_sha256 = ?",
                      (token_sha256,)).fetchone()
     if r is None:
         return None
-    conn.execute("UPDATE web_sessions SET seen_s = ? WHERE token_sha256 = ?", (now_s, token_sha256))
+    if r[3] < now_s - idle_s or r[2] < now_s - max_s:
+        end_web_session(conn, token_sha256)
+        return None
+    if now_s - r[3] > WEB_SESSION_TOUCH_S:
+        conn.execute("UPDATE web_sessions SET seen_s = ? WHERE token_sha256 = ?", (now_s, token_sha256))
     return r[0], r[1]
 
 

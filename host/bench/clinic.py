@@ -120,7 +120,7 @@ def one_run(n: int, watchers: int, duration_s: float) -> dict:
     base = f"http://127.0.0.1:{port}"
     try:
         assert "dashboard on" in server.stdout.readline()
-        with httpx.Client(base_url=base) as c:
+        with httpx.Client(base_url=base, timeout=60) as c:
             for _ in range(100):
                 try:
                     page = c.get("/signin")

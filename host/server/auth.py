@@ -7,7 +7,8 @@ tokens and on whether a sign-in attempt is allowed now.
 - Passwords: argon2id (argon2-cffi's defaults); only the hash is stored (store.therapists).
 - Sessions: a random 256-bit cookie; the database keeps only its SHA-256 (store.web_sessions), so a
   copy of the database signs nobody in. A session ends after IDLE_S without a request or MAX_S in
-  all, or at sign-out; setting a therapist's password again ends all of theirs.
+  all, or at sign-out; setting a therapist's password again ends all of theirs. The last use is
+  written at most once a minute (store.WEB_SESSION_TOUCH_S), so pages only read the database.
 - CSRF: every signed-in session has its own random token, put in each form and checked on each
   POST; the sign-in form (no session yet) uses a double-submit cookie.
 - Sign-in rate limit: at most MAX_FAILURES failed attempts per user name and per client address in
@@ -75,7 +76,7 @@ def digest(token: str) -> str:
 def start_session(conn, therapist: store.Therapist) -> tuple[str, str]:
     """(cookie token, csrf token) of a new signed-in session."""
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-    store.add_web_session(conn, digest(token), therapist.id, csrf, time.time())
+    store.add_web_session(conn, digest(token), therapist.id, csrf, time.time(), IDLE_S, MAX_S)
     return token, csrf
 
 
