@@ -24,15 +24,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    import socket
+
     import uvicorn
     from host.server.app import create_app
     try:
         app = create_app(args.db or store.default_db_path(), secure_cookies=args.secure_cookies)
     except store.StoreError as e:
         raise UserError(str(e)) from None
-    print(f"hiplevel dashboard on http://{args.host}:{args.port}/ (Ctrl-C ends it)", flush=True)
+    # bound here, not by uvicorn, so a port in use or a wrong address is one sentence
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", ws="websockets")
+        family = socket.getaddrinfo(args.host, args.port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((args.host, args.port))
     except OSError as e:
-        raise UserError(f"cannot listen on {args.host}:{args.port}: {e.strerror}") from None
+        raise UserError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}") from None
+    print(f"hiplevel dashboard on http://{args.host}:{args.port}/ (Ctrl-C ends it)", flush=True)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, ws="websockets-sansio")
+    uvicorn.Server(config).run(sockets=[sock])
     return 0
