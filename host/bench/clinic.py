@@ -199,12 +199,12 @@ def run(args) -> int:
         for said in r["said"]:
             print(f"  a station said: {said}")
     table = ["| stations | watchers | frames sent | frames stored | dashboard CPU (% of a core) | messages to watchers "
-             "| delay, newest frame p50 / p95 (ms) | delay, oldest frame p50 / p95 (ms) |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| delay, newest frame p50 / p95 (ms) | delay, oldest frame p50 / p95 (ms) | stations that waited for the database's lock |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         table.append(f"| {r['stations']} | {r['watchers']} | {r['sent']:,} | {r['stored']:,} | {r['cpu_pct']:.0f} | "
                      f"{r['messages']:,} | {_pct(r['newest'], 50)} / {_pct(r['newest'], 95)} | "
-                     f"{_pct(r['oldest'], 50)} / {_pct(r['oldest'], 95)} |")
+                     f"{_pct(r['oldest'], 50)} / {_pct(r['oldest'], 95)} | {len(r['said'])} |")
     text = "\n".join(table)
     print(text)
     if args.write_docs:
@@ -219,6 +219,10 @@ def run(args) -> int:
             "message that carries it, on the same machine's clock. The newest frame of a message shows the dashboard's "
             "own delay (poll every 1/30 s, the pipeline, the WebSocket); the oldest also waited for the recorder's "
             "next commit (every 0.5 s), so a frame's delay lies between the two. Dashboard CPU: its process, all "
-            "threads, while the stations streamed. Stations and watchers run in another process on the same cores."))
+            "threads, while the stations streamed. Stations and watchers run in another process on the same cores. "
+            "A station that waited for the lock said so (`Recording is waiting: ... busy`): SQLite has one writer at "
+            "a time, so many stations' commits queue behind each other and the live view falls behind by as much; "
+            "they are stored all the same (frames stored = frames sent). One PostgreSQL server for the stations is "
+            "what issue 15 plans for a clinic that outgrows this."))
     lost = [r for r in rows if r["stored"] != r["sent"]]
     return 1 if lost else 0
