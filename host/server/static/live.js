@@ -49,6 +49,9 @@
       const y = (v) => h / 2 - (v / lim) * (h / 2 - 10);
       ctx.clearRect(0, 0, w, h);
       ctx.strokeStyle = "#ccc"; ctx.beginPath(); ctx.moveTo(0, y(0)); ctx.lineTo(w, y(0)); ctx.stroke();
+      ctx.fillStyle = "#777"; ctx.font = "12px sans-serif";  // the scale: degrees at the top, middle, bottom
+      const top = Math.round(lim);
+      ctx.fillText("+" + top + "°", 4, y(top) + 12); ctx.fillText("0°", 4, y(0) - 3); ctx.fillText("−" + top + "°", 4, y(-top) - 3);
       if (threshold !== null) {
         ctx.setLineDash([6, 4]); ctx.strokeStyle = "#c0392b";
         ctx.beginPath(); ctx.moveTo(0, y(sign * threshold)); ctx.lineTo(w, y(sign * threshold)); ctx.stroke();
