@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from pathlib import Path
 
@@ -36,6 +37,8 @@ STATIC = {"style.css": "text/css", "live.js": "text/javascript"}
 PUBLIC_STATIC = {"style.css"}         # the sign-in page needs it
 MAX_BODY_BYTES = 16 * 1024            # the only forms are sign-in and sign-out
 MAX_ID = 2 ** 53
+# the reports' own style, less its page layout (the dashboard has its own header and width)
+REPORT_CSS = re.sub(r"\bbody\{[^}]*\}", "", report_html.CSS)
 SESSION_COOKIE, PRE_CSRF_COOKIE = "hl_session", "hl_signin_csrf"
 HEADERS = {
     # no inline script anywhere; the report's SVG and <style> need inline styles
@@ -197,7 +200,7 @@ def create_app(db, *, secure_cookies: bool = False, limiter: auth.SignInLimiter 
             sessions = store.list_sessions(c, label)
             body = report_html.patient_body(label, store.progress(c, label))
             return render(request, "patient.html", me=t, csrf=csrf, label=label, sessions=sessions[::-1],
-                          report=body, css=report_html.CSS)
+                          report=body, css=REPORT_CSS)
 
     @app.get("/sessions/{sid}")
     def session(request: Request, sid: str):
@@ -205,7 +208,7 @@ def create_app(db, *, secure_cookies: bool = False, limiter: auth.SignInLimiter 
             s = found(store.session_of_clinic(c, parse_id(sid), t.clinic_id))
             pid = store.patient_id(c, s.patient, create=False)
             return render(request, "session.html", me=t, csrf=csrf, session=s, patient_id=pid,
-                          report=report_html.session_body(c, s), css=report_html.CSS)
+                          report=report_html.session_body(c, s), css=REPORT_CSS)
 
     @app.get("/live")
     def live_list(request: Request):
