@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import re
 import time
 from pathlib import Path
@@ -49,7 +48,6 @@ HEADERS = {
     "Cache-Control": "no-store",
 }
 
-log = logging.getLogger(__name__)
 
 
 class NotSignedIn(Exception):
