@@ -49,7 +49,6 @@ HEADERS = {
 }
 
 
-
 class NotSignedIn(Exception):
     pass
 
