@@ -13,6 +13,7 @@ BENCHES = {
     "reps": ("host.bench.reps", "rep detection and cue accuracy over simulated scenarios"),
     "calibration": ("host.bench.calibration", "mounting calibration, lost frames and clock drift against simulator truth"),
     "memory": ("host.bench.memory", "peak memory of export and report on a long session"),
+    "clinic": ("host.bench.clinic", "stations recording into one database, watched live through hiplevel serve"),
 }
 
 
