@@ -35,3 +35,16 @@ def test_scoring_catches_a_pelvic_tilt_target_set_wrong():
     r = run_scenario("pelvic-tilt", tempo_s=8.0, loss=0.0, stance="left", noise=1.0, yaw_deg=0.0,
                      tilt_deg=5.0, seed=1, host_threshold_deg=2.5)
     assert r.false_cues > 0
+
+
+@pytest.mark.parametrize("tempo_s,loss,stance,yaw_deg,tilt_deg,seed", [
+    (1.5, 0.0, "right", 45.0, 10.0, 10),    # counted 4 of 8 with 2 missed cues before issue 10
+    (1.5, 0.05, "right", -80.0, 20.0, 23),  # 4 of 8, 2 missed cues, 1 false cue
+    (2.5, 0.0, "left", 0.0, 0.0, 27)])      # 6 of 8, 1 missed cue
+def test_lateral_step_down_under_triple_sensor_noise(tempo_s, loss, stance, yaw_deg, tilt_deg, seed):
+    """The depth from a leaky double integral wanders by centimetres under noise x3: each step is
+    counted from its own start (LateralStepDown's trough), not from a zero the filter cannot hold."""
+    r = run_scenario("lateral-step-down", tempo_s=tempo_s, loss=loss, stance=stance, noise=3.0,
+                     yaw_deg=yaw_deg, tilt_deg=tilt_deg, seed=seed)
+    assert r.counted == r.true_reps and r.extra == 0
+    assert r.false_cues == 0 and r.missed_cues == 0
