@@ -474,9 +474,13 @@ def get_session(conn, ref: str | int) -> SessionInfo:
     return next(s for s in list_sessions(conn, row[0]) if s.id == sid)
 
 
-def frames(conn, block_id: int, chunk: int = 4096):
-    """(t_host_s, frame_bytes, late) in order of arrival, read in chunks (a long block stays small in
-    memory)."""
+FRAME_CHUNK = 4096  # frames per read of a block's frames
+
+
+def frames(conn, block_id: int, chunk: int | None = None):
+    """(t_host_s, frame_bytes, late) in order of arrival, read FRAME_CHUNK at a time (a long block
+    stays small in memory)."""
+    chunk = chunk or FRAME_CHUNK
     n = -1
     while True:
         rows = conn.execute("SELECT n, t_host_s, data, late FROM frames WHERE block_id = ? AND n > ? "
