@@ -205,6 +205,7 @@ def test_streamed_export_is_the_whole_block_joined_at_once(rec, tmp_path):
     from host.commands.export import iter_samples
     from host.session.review import review_block
     conn = store.connect(rec["db"])
+    cued = 0
     for session in store.list_sessions(conn):
         out = tmp_path / f"s{session.id}"
         r = cli("export", str(session.id), "--csv", out, "--db", rec["db"])
@@ -217,7 +218,8 @@ def test_streamed_export_is_the_whole_block_joined_at_once(rec, tmp_path):
         at = {(int(s), int(t)): i for i, (s, t) in enumerate(zip(review.seq, review.t_device_us))}
         recorded = [e for _, e in store.events(conn, block.id)]
         periods = store.cue_periods(recorded, float(t_s[-1]))
-        assert len(rows) == len(seq) and len(review.seq) > 0.8 * len(seq) and periods
+        assert len(rows) == len(seq) and len(review.seq) > 0.3 * len(seq)  # calibration takes the first part
+        cued += len(periods)
         for row, s, t, ts in zip(rows, seq, t_us, t_s):
             assert (int(row["seq"]), int(row["t_device_us"])) == (s, t)
             i = at.get((int(s), int(t)))
@@ -228,3 +230,4 @@ def test_streamed_export_is_the_whole_block_joined_at_once(rec, tmp_path):
                 assert abs(float(row["forward_tilt_deg"]) - review.forward_tilt_deg[i]) < 1e-5
             assert row["cue_on"] == str(int(any(a - 1e-6 <= ts < b - 1e-6 for a, b in periods)))
     conn.close()
+    assert cued >= 2
