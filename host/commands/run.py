@@ -16,6 +16,7 @@ from host.processing.estimators import DEFAULT_ESTIMATOR, ESTIMATORS
 from host.processing.exercise import EXERCISES, FEEDBACK, SWINGS, THRESHOLD_DEFAULT_DEG, ExerciseConfig
 from host.processing.pipeline import PipelineConfig
 from host.session.live_app import LiveOptions, run_live
+from host.sinks.lsl import settings_from_args
 
 
 def fade_shares(text: str) -> tuple[float, float]:
@@ -58,6 +59,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--angles", metavar="PATH", help="write the angle of every sample to a CSV file")
     p.add_argument("--mute", action="store_true", help="no cue tone")
     p.add_argument("--volume", type=fraction, default=0.6, help="cue volume 0..1 (default 0.6)")
+    from host.sinks.lsl import add_arguments as add_lsl_arguments
+    add_lsl_arguments(p)  # --lsl, --lsl-config, --lsl-local, --lsl-name
     cue = p.add_argument_group("cue design")
     cue.add_argument("--feedback", choices=FEEDBACK, default="threshold",
                      help="threshold: cue past the threshold (default); bandwidth: silent inside "
@@ -111,7 +114,8 @@ def live_options(args) -> LiveOptions:
     return LiveOptions(headless=args.headless, events=args.events, angles=args.angles, mute=args.mute,
                        volume=args.volume, private_audio=getattr(args, "private_audio", False),
                        record=not args.no_record, db=args.db, patient=args.patient,
-                       title=f"hiplevel — {args.exercise}, {args.stance} leg stance")
+                       title=f"hiplevel — {args.exercise}, {args.stance} leg stance",
+                       lsl=settings_from_args(args))
 
 
 def run(args) -> int:
