@@ -1,6 +1,7 @@
 """Connect to a sensor and give live feedback (`hiplevel run`).
 
-Opens the link (serial port, or BLE), guides the calibration (stand still, then two slow forward
+Opens the link (serial port, or BLE: hiplevel's own sensor, a Movella DOT or a Movesense, see
+docs/sensors.md), guides the calibration (stand still, then two slow forward
 bends; `--calibration standing` for the quick one), then plays the cue and shows the live angle: in a
 window when a display is available, otherwise (or with --headless) as a console view. The session is
 recorded (docs/sessions.md); with --events its events are also written as JSON lines. Headless, the
@@ -36,6 +37,12 @@ def add_link_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ble-hci", metavar="SPEC", default=None,
                    help="Bluetooth controller to use instead of the computer's own, e.g. the simulator's "
                         "virtual radio tcp-client:127.0.0.1:PORT (or set HIPLEVEL_BLE_HCI)")
+    from host.devices import KINDS
+    p.add_argument("--sensor", choices=KINDS, default=None,
+                   help="with --ble: the kind of sensor (default: what it advertises; docs/sensors.md)")
+    p.add_argument("--sensor-rate", type=int, default=None, metavar="HZ",
+                   help="with --sensor dot (1-60 Hz, default 60) or movesense (13-1666 Hz, default 104): "
+                        "the rate to stream at")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -89,8 +96,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def make_transport(args):
     if getattr(args, "ble", None):
+        from host.links.base import TransportError
         from host.links.ble.transport import BleTransport
-        return BleTransport(args.ble, hci=args.ble_hci)
+        try:
+            return BleTransport(args.ble, hci=args.ble_hci, sensor=args.sensor, rate_hz=args.sensor_rate)
+        except TransportError as e:
+            raise UserError(str(e)) from None
+    if args.sensor not in (None, "hiplevel") or args.sensor_rate is not None:
+        raise UserError("--sensor and --sensor-rate are for Bluetooth sensors (--ble)")
     from host.links.serial import SerialTransport
     return SerialTransport(args.serial)
 

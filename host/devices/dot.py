@@ -32,6 +32,7 @@ from collections import Counter
 
 import numpy as np
 
+from host.protocol import gatt
 from host.devices.base import G_MS2, BatchMaker, Bridge, DeviceClock
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,21 @@ def stop_writes() -> list[tuple[str, bytes]]:
 
 
 NOTIFY_UUIDS = (MEDIUM_PAYLOAD_UUID, DEVICE_REPORT_UUID)
+
+
+def min_mtu(rate_hz: int) -> int:
+    """The ATT MTU a link needs: a whole medium payload (40 bytes) per notification."""
+    return MEDIUM_PAYLOAD_LEN + 3
+
+
+def advertising_data() -> bytes:
+    """ADV_IND payload of a DOT (1.2): flags and Movella's company identifier as manufacturer data."""
+    return (gatt.ad_field(gatt.AD_FLAGS, bytes([gatt.FLAGS_LE_GENERAL_NO_BREDR]))
+            + gatt.ad_field(gatt.AD_MANUFACTURER, struct.pack("<H", COMPANY_ID)))
+
+
+def scan_response_data() -> bytes:
+    return gatt.ad_field(gatt.AD_COMPLETE_NAME, ADV_NAMES[0].encode())
 
 
 class Decoder:

@@ -28,8 +28,11 @@ import logging
 import struct
 from collections import Counter
 
+import uuid as uuid_mod
+
 import numpy as np
 
+from host.protocol import gatt
 from host.devices.base import G_MS2, BatchMaker, Bridge, DeviceClock
 
 log = logging.getLogger(__name__)
@@ -43,6 +46,7 @@ SERVICE_UUID = "34802252-7185-4d5d-b431-630e7050e8f0"
 WRITE_UUID = "34800001-7185-4d5d-b431-630e7050e8f0"
 NOTIFY_UUID = "34800002-7185-4d5d-b431-630e7050e8f0"
 NOTIFY_UUIDS = (NOTIFY_UUID,)
+BATTERY_UUID = None           # gatt_sensordata_app has no battery characteristic (GSP /System/Energy instead)
 ADV_NAME_PREFIX = "Movesense"
 
 CMD_HELLO, CMD_SUBSCRIBE, CMD_UNSUBSCRIBE = 0, 1, 2
@@ -83,6 +87,26 @@ def start_writes(rate_hz: int) -> list[tuple[str, bytes]]:
 
 def stop_writes() -> list[tuple[str, bytes]]:
     return [(WRITE_UUID, unsubscribe())]
+
+
+def min_mtu(rate_hz: int) -> int:
+    """The ATT MTU a link needs: one IMU6 sample per DATA notification at least."""
+    return 3 + _HEAD.size + _SAMPLE_BYTES
+
+
+def samples_per_notification(att_mtu: int, wanted: int = 8) -> int:
+    """How many IMU6 samples fit one DATA notification on this link (0: not even one)."""
+    return max(0, min(wanted, (att_mtu - 3 - _HEAD.size) // _SAMPLE_BYTES))
+
+
+def advertising_data() -> bytes:
+    """ADV_IND payload of a Movesense running gatt_sensordata_app: flags and the GSP service UUID."""
+    return (gatt.ad_field(gatt.AD_FLAGS, bytes([gatt.FLAGS_LE_GENERAL_NO_BREDR]))
+            + gatt.ad_field(gatt.AD_UUID128_COMPLETE, uuid_mod.UUID(SERVICE_UUID).bytes[::-1]))
+
+
+def scan_response_data(name: str) -> bytes:
+    return gatt.ad_field(gatt.AD_COMPLETE_NAME, name.encode())
 
 
 def encode_imu6(ref: int, t_ms: int, acc_ms2: np.ndarray, gyr_dps: np.ndarray) -> bytes:

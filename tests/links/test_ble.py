@@ -174,9 +174,9 @@ def test_scan_lists_the_simulated_sensor_by_name_and_service():
                            capture_output=True, text=True, cwd=ROOT, timeout=30)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines[0].split() == ["NAME", "ADDRESS", "SIGNAL", "BATTERY"]
+    assert lines[0].split() == ["KIND", "NAME", "ADDRESS", "SIGNAL", "BATTERY"]
     row = next(line for line in lines if sim.name in line).split()
-    assert row[0] == sim.name and len(row[1]) == 17 and row[2:] == ["-50", "dBm", "87%"]
+    assert row[:2] == ["hiplevel", sim.name] and len(row[2]) == 17 and row[3:] == ["-50", "dBm", "87%"]
 
 
 def test_a_minute_of_200hz_streaming_loses_nothing():
@@ -321,7 +321,7 @@ def test_link_problems_are_clear_sentences_not_tracebacks():
     with BleSim() as sim:
         # a sensor that is not there
         msg, took = run(open_fails("hiplevel-nope", hci=sim.hci, find_timeout_s=1.5))
-        assert "No hiplevel sensor named 'hiplevel-nope' was found within 1.5 s" in msg
+        assert "No sensor named 'hiplevel-nope' was found within 1.5 s" in msg
         assert took < 4
         # the virtual radio is in use by another app (one host per radio): said so, not a hang
         host = Host(sim)
