@@ -45,6 +45,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ble.add_argument("--hci-port", type=tcp_port, default=None, metavar="PORT",
                      help="TCP port of the virtual radio (fixed, so a restarted sensor is found again)")
     ble.add_argument("--name", default=None, help="advertised name (default hiplevel-sim-XXXX)")
+    ble.add_argument("--as", dest="as_sensor", choices=["hiplevel", "dot", "movesense"], default="hiplevel",
+                     help="speak this sensor's BLE protocol: hiplevel's own (default), a Movella DOT or a "
+                          "Movesense with gatt_sensordata_app (docs/sensors.md); prints its address")
     ble.add_argument("--dropout-at", type=number(0.0, what="a sensor time in seconds, 0 or more"), default=None, metavar="S",
                      help="go out of range once at this sensor time, seconds")
     ble.add_argument("--dropout-for", type=positive, default=3.0, metavar="S",
@@ -66,8 +69,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "to calibrate (default 2; 0 for `hiplevel run --calibration standing`)")
     p.add_argument("--bend-deg", type=float, default=30.0, metavar="DEG",
                    help="how far each calibration bend tips the pelvis forward (default 30)")
-    p.add_argument("--rate", type=int, choices=RATES_HZ, default=200, help="sample rate, Hz")
-    p.add_argument("--samples-per-frame", type=int, default=4)
+    p.add_argument("--rate", type=int, default=None,
+                   help=f"sample rate, Hz: {', '.join(map(str, RATES_HZ))} (default 200); --as dot 1-60 "
+                        "(default 60), --as movesense 13-1666 (default 104, as the host subscribes)")
+    p.add_argument("--samples-per-frame", type=int, default=None,
+                   help="samples per frame (default 4; --as dot 1; --as movesense 8 per notification)")
     p.add_argument("--speed", type=positive, default=1.0, help="run this many times faster than real time")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--clock-ppm", type=float, default=None, help="device clock error (default: random within ±50)")
@@ -150,7 +156,18 @@ def run(args) -> int:
         raise UserError("--mount-yaw must be within -90..90 degrees")
     if args.mount_tilt is not None and not 0 <= args.mount_tilt <= 45:
         raise UserError("--mount-tilt must be within 0..45 degrees")
-    if not 1 <= args.samples_per_frame <= 255:
+    rate, spf, rates = args.rate or 200, args.samples_per_frame or 4, RATES_HZ
+    if args.as_sensor != "hiplevel":
+        if args.link != "ble":
+            raise UserError("--as is for the BLE link (--link ble)")
+        from .link_ble_as import DEFAULTS
+        rate0, spf0, rates = DEFAULTS[args.as_sensor]
+        rate, spf = args.rate or rate0, args.samples_per_frame or spf0
+        if args.as_sensor == "dot" and spf != 1:
+            raise UserError("a Movella DOT sends one sample per notification (--samples-per-frame 1)")
+        if args.restart_at or args.seq_jump_at or args.stall_at:
+            raise UserError("the firmware faults are for hiplevel's own firmware")
+    if not 1 <= spf <= 255:
         raise UserError("--samples-per-frame must be 1..255")
     try:
         scenario = scenario_from_args(args)
@@ -162,10 +179,13 @@ def run(args) -> int:
             truth = open(args.truth, "w", buffering=1 << 16)
         except OSError as e:
             raise UserError(f"cannot write the truth file {args.truth}: {e.strerror}")
-    device = SimDevice(scenario, rate_hz=args.rate, samples_per_frame=args.samples_per_frame,
-                       seed=args.seed, clock_ppm=args.clock_ppm, mount_yaw_deg=args.mount_yaw,
-                       mount_tilt_deg=args.mount_tilt, noise=not args.no_noise, loss=args.loss,
-                       truth_file=truth)
+    try:
+        device = SimDevice(scenario, rate_hz=rate, samples_per_frame=spf,
+                           seed=args.seed, clock_ppm=args.clock_ppm, mount_yaw_deg=args.mount_yaw,
+                           mount_tilt_deg=args.mount_tilt, noise=not args.no_noise, loss=args.loss,
+                           truth_file=truth, rates_hz=rates)
+    except ValueError as e:
+        raise UserError(str(e)) from None
     try:
         if args.link == "ble":
             if args.clock_jump:
@@ -174,7 +194,8 @@ def run(args) -> int:
                 raise UserError("--corrupt is for the serial link (BLE packets are checked by the radio)")
             from .link_ble import run_ble
             return run_ble(device, speed=args.speed, name=args.name, hci_port=args.hci_port,
-                           dropout_at_s=args.dropout_at, dropout_for_s=args.dropout_for)
+                           dropout_at_s=args.dropout_at, dropout_for_s=args.dropout_for,
+                           kind=args.as_sensor)
         if args.dropout_at is not None:
             raise UserError("--dropout-at is for the BLE link (--link ble); a serial cable does not go out of range")
         from .link_pty import run_pty

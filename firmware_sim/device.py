@@ -61,9 +61,10 @@ class SimDevice:
     def __init__(self, scenario: Scenario, rate_hz: int = 200, samples_per_frame: int = 4,
                  seed: int = 0, clock_ppm: float | None = None, mount_yaw_deg: float = 0.0,
                  mount_tilt_deg: float | None = None, noise: float = 1.0, loss: float = 0.0,
-                 history_s: float = 10.0, truth_file=None):
-        if rate_hz not in RATES_HZ:
-            raise ValueError(f"rate {rate_hz} Hz is not supported; choose from {RATES_HZ}")
+                 history_s: float = 10.0, truth_file=None, rates_hz: tuple = RATES_HZ):
+        # rates_hz: what this firmware offers (a third-party sensor's rates under `sim --as`)
+        if rate_hz not in rates_hz:
+            raise ValueError(f"rate {rate_hz} Hz is not supported; choose from {rates_hz}")
         if not 0.0 <= loss < 1.0:
             raise ValueError("loss must be a fraction from 0 to below 1")
         self.scenario = scenario

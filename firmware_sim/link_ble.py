@@ -3,7 +3,8 @@
 In: a `SimDevice` (firmware_sim.device) that makes the frames, and the wall clock. Out: the same
 frames as GATT notifications (docs/protocol.md), to any BLE central that attaches to the
 virtual radio over loopback TCP. The first line printed says the sensor's name and where the radio
-is, e.g. `ble hiplevel-sim-1a2b tcp-client:127.0.0.1:40213`; hosts wait for that line (a TCP probe
+is, e.g. `ble hiplevel-sim-1a2b tcp-client:127.0.0.1:40213` (with `--as dot|movesense`, the
+sensor's address instead of its name: firmware_sim.link_ble_as); hosts wait for that line (a TCP probe
 before it would swallow the HCI replies).
 
 Inside one process: a `VirtualRadio` (bumble LocalLink) joins two virtual controllers: the
@@ -406,8 +407,11 @@ class SensorPeripheral:
 
 async def serve_ble(device: SimDevice, speed: float = 1.0, name: str | None = None,
                     hci_port: int | None = None, out=sys.stdout, dropout_at_s: float | None = None,
-                    dropout_for_s: float = 0.0, battery_pct: int = 87) -> None:
+                    dropout_for_s: float = 0.0, battery_pct: int = 87, kind: str = "hiplevel") -> None:
     default_name, address = sensor_identity(hci_port)
+    if kind != "hiplevel":  # `--as dot|movesense`: another maker's protocol (firmware_sim.link_ble_as)
+        from .link_ble_as import PERIPHERALS, default_name as third_party_name
+        default_name = third_party_name(kind, address)
     name = name or default_name
     gatt.scan_response_data(name)  # raises ValueError for a name that cannot be advertised
     radio = VirtualRadio()
@@ -418,10 +422,12 @@ async def serve_ble(device: SimDevice, speed: float = 1.0, name: str | None = No
         port = await server.start(hci_port)
     except OSError as e:
         raise OSError(f"cannot open the virtual radio on port {hci_port}: {e.strerror}") from None
-    peripheral = SensorPeripheral(device, sensor_ctrl, name, address, battery_pct)
+    make = SensorPeripheral if kind == "hiplevel" else PERIPHERALS[kind]
+    peripheral = make(device, sensor_ctrl, name, address, battery_pct)
     try:
         await asyncio.wait_for(peripheral.start(), 5.0)
-        print(f"ble {name} tcp-client:127.0.0.1:{port}", file=out, flush=True)
+        # a third-party sensor's name is not unique (every DOT says "Movella DOT"): its address
+        print(f"ble {name if kind == 'hiplevel' else address} tcp-client:127.0.0.1:{port}", file=out, flush=True)
         await peripheral.run(speed, dropout_at_s, dropout_for_s, radio)
     finally:
         server.close()
@@ -429,7 +435,7 @@ async def serve_ble(device: SimDevice, speed: float = 1.0, name: str | None = No
 
 def run_ble(device: SimDevice, speed: float = 1.0, name: str | None = None,
             hci_port: int | None = None, out=sys.stdout, dropout_at_s: float | None = None,
-            dropout_for_s: float = 0.0, battery_pct: int = 87) -> int:
+            dropout_for_s: float = 0.0, battery_pct: int = 87, kind: str = "hiplevel") -> int:
     """Run the sensor until its scenario is over (exit status 0). `dropout_at_s`/`dropout_for_s`
     (sensor seconds since START) take the sensor out of range once, as walking away would."""
     problem = ("speed must be positive" if speed <= 0 else
@@ -444,7 +450,7 @@ def run_ble(device: SimDevice, speed: float = 1.0, name: str | None = None,
         logging.getLogger("bumble").setLevel(logging.CRITICAL)  # link losses are expected here
     try:
         asyncio.run(serve_ble(device, speed, name, hci_port, out, dropout_at_s, dropout_for_s,
-                              battery_pct))
+                              battery_pct, kind))
     except (OSError, ValueError) as e:  # port taken, name too long: say so, like the pty link
         print(f"sim: {e}", file=sys.stderr)
         return 2
