@@ -1,8 +1,10 @@
 """Third-party IMU sensors hiplevel can use over BLE, one module per protocol (dot, movesense).
 
 Each driver module is pure (no I/O) and offers: KIND, LABEL, MANUFACTURER, MODEL, SERVICE_UUID,
-NOTIFY_UUIDS, RATES_HZ, DEFAULT_RATE_HZ, `advertises(name, service_uuids, manufacturer_data)`,
-`start_writes(rate_hz)` / `stop_writes()` (characteristic, bytes) pairs, and `Decoder(rate_hz)`
+NOTIFY_UUIDS, BATTERY_UUID (or None), RATES_HZ, DEFAULT_RATE_HZ, `min_mtu(rate_hz)`,
+`advertises(name, service_uuids, manufacturer_data)`, `advertising_data(...)` (for the simulated
+sensor, firmware_sim.link_ble_as), `start_writes(rate_hz)` / `stop_writes()` (characteristic,
+bytes) pairs, and `Decoder(rate_hz)`
 whose `feed(char_uuid, data, t_host_s)` turns a notification into hiplevel v1 frame bytes. The BLE
 transport (host.links.ble.transport) consults this registry: it picks the driver from what the
 sensor advertises or from its GATT services, or the one the user named with `--sensor`.

@@ -113,8 +113,6 @@ class LslSink:
             self.sample(t_device_us, obl, fwd)
         pipe.trace = trace
         session.events = _TeeEvents(session.events, self.event)
-        t = session.transport  # a third-party sensor's link names its maker and model
-        self.describe_sensor(getattr(t, "manufacturer", None), getattr(t, "model", None))
         return self
 
     def describe_sensor(self, manufacturer: str | None, model: str | None) -> None:
@@ -163,6 +161,8 @@ class LslSink:
 
     # ---- outlets
     def _open(self) -> None:
+        t = self.session.transport  # connected by now: a third-party sensor's link names its maker
+        self.describe_sensor(getattr(t, "manufacturer", None), getattr(t, "model", None))
         stamps = [self._stamp(p[0]) for p in self._pending]
         lags = sorted(p[3] - s for p, s in zip(self._pending, stamps))
         self.compensated_lag_s = lags[len(lags) // 2] if not self.replay else 0.0
