@@ -247,6 +247,16 @@ class HciTcpServer:
 
 # ---------------------------------------------------------------- the sensor
 
+def sensor_time(t0: float, speed: float, dropout_at_s: float | None, dropout_for_s: float,
+                radio: VirtualRadio) -> float:
+    """The scenario's time now (started at `t0`, run `speed` times real time), taking the sensor out
+    of range while it is within the dropout."""
+    t_true = (time.monotonic() - t0) * speed
+    if dropout_at_s is not None:
+        radio.set_out_of_range(dropout_at_s <= t_true < dropout_at_s + dropout_for_s)
+    return t_true
+
+
 def sensor_identity(hci_port: int | None) -> tuple[str, str]:
     """(default name, static random address). Fixed for a fixed port, so a restarted sensor is
     the same sensor to the host (as a real one keeps its address across power cycles)."""
@@ -377,9 +387,7 @@ class SensorPeripheral:
             await asyncio.sleep(TICK_S)
             if self.t0 is None:
                 continue
-            t_true = (time.monotonic() - self.t0) * speed
-            if dropout_at_s is not None:
-                radio.set_out_of_range(dropout_at_s <= t_true < dropout_at_s + dropout_for_s)
+            t_true = sensor_time(self.t0, speed, dropout_at_s, dropout_for_s, radio)
             if not self.sim.finished:
                 self.unsent.extend(self.sim.frames_due(t_true))
                 limit = int(self.sim.history_s * self.sim.rate_hz) + 1

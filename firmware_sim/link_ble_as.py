@@ -31,6 +31,7 @@ from bumble.transport.common import AsyncPipeSink
 from host.devices import dot, movesense
 from host.protocol.frames import DataFrame, FrameError, decode_frame
 
+from .link_ble import sensor_time
 from .device import ACC_G_PER_LSB, G_MS2, GYR_DPS_PER_LSB, SimDevice
 
 log = logging.getLogger(__name__)
@@ -120,9 +121,7 @@ class ThirdPartyPeripheral:
             await asyncio.sleep(TICK_S)
             if self.t0 is None:
                 continue
-            t_true = (time.monotonic() - self.t0) * speed
-            if dropout_at_s is not None:
-                radio.set_out_of_range(dropout_at_s <= t_true < dropout_at_s + dropout_for_s)
+            t_true = sensor_time(self.t0, speed, dropout_at_s, dropout_for_s, radio)
             if not self.sim.finished:
                 frames = self.sim.frames_due(t_true)  # sampled whether or not anyone listens
                 if self.streaming and self.connection is not None:

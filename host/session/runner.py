@@ -300,12 +300,14 @@ class StreamRunner:
                 self.pipeline.end_set(by_user=True)
 
     def frame_errors(self) -> dict:
-        """Skipped frames by reason: the decoder's and the serial deframer's, summed once per reason
+        """Skipped frames by reason: the decoder's, the serial deframer's and a third-party sensor
+        driver's (skipped notifications, docs/sensors.md), summed once per reason
         (both count `truncated`, each for its own frames)."""
         total = Counter(self.decoder.errors)
         deframer = getattr(self.transport, "deframer", None)  # serial byte-level errors
         if deframer is not None:
             total.update(deframer.errors)
+        total.update(getattr(self.transport, "link_errors", None) or {})  # a third-party sensor's driver
         return {k: v for k, v in sorted(total.items()) if v > 0}
 
     def start_in_thread(self) -> threading.Thread:

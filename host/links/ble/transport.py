@@ -124,6 +124,11 @@ class BleTransport(Transport):
         self._device_name = self.target
         self._device_address: str | None = None
 
+    @property
+    def link_errors(self) -> dict:
+        """A third-party sensor's skipped notifications by reason (docs/sensors.md); {} otherwise."""
+        return dict(self._decoder.errors) if self._decoder is not None else {}
+
     # ---- Transport
     async def open(self) -> None:
         self._queue = asyncio.Queue()
