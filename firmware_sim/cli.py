@@ -14,6 +14,9 @@ from host.commands.argtypes import loss_fraction, number, positive, tcp_port
 from host.protocol.frames import SEQ_MODULO
 
 from .device import RATES_HZ, SimDevice
+from .firmware import core
+
+DEFAULT_RATE_HZ = core.DEFAULT_RATE_HZ
 from .motion import EXERCISES, SIDES, SWINGS, Scenario
 
 
@@ -70,8 +73,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bend-deg", type=float, default=30.0, metavar="DEG",
                    help="how far each calibration bend tips the pelvis forward (default 30)")
     p.add_argument("--rate", type=int, default=None,
-                   help=f"sample rate, Hz: {', '.join(map(str, RATES_HZ))} (default 200); --as dot 1-60 "
-                        "(default 60), --as movesense 13-1666 (default 104, as the host subscribes)")
+                   help=f"the chip's output data rate, Hz: {', '.join(map(str, RATES_HZ))} (default "
+                        f"{DEFAULT_RATE_HZ}); --as dot 1-60 (default 60), --as movesense 13-1666 "
+                        "(default 104; the host's subscription sets it)")
+    p.add_argument("--odr-error", type=float, default=None, metavar="PCT",
+                   help="the chip's oscillator error, percent (default: random within ±2.5)")
+    p.add_argument("--imu-fault-at", type=float, default=None, metavar="S",
+                   help="the motion chip stops answering at this sensor time, seconds (0: never answers)")
     p.add_argument("--samples-per-frame", type=int, default=None,
                    help="samples per frame (default 4; --as dot 1; --as movesense 8 per notification)")
     p.add_argument("--speed", type=positive, default=1.0, help="run this many times faster than real time")
@@ -156,17 +164,25 @@ def run(args) -> int:
         raise UserError("--mount-yaw must be within -90..90 degrees")
     if args.mount_tilt is not None and not 0 <= args.mount_tilt <= 45:
         raise UserError("--mount-tilt must be within 0..45 degrees")
-    rate, spf, rates = args.rate or 200, args.samples_per_frame or 4, RATES_HZ
+    if args.odr_error is not None and not -10 <= args.odr_error <= 10:
+        raise UserError("--odr-error must be within -10..10 percent")
+    rate, spf = args.rate or DEFAULT_RATE_HZ, args.samples_per_frame or 4
+    third_party = None
     if args.as_sensor != "hiplevel":
         if args.link != "ble":
             raise UserError("--as is for the BLE link (--link ble)")
+        if args.restart_at or args.seq_jump_at or args.stall_at or args.imu_fault_at is not None:
+            raise UserError("the firmware faults are for hiplevel's own firmware")
         from .link_ble_as import DEFAULTS
         rate0, spf0, rates = DEFAULTS[args.as_sensor]
-        rate, spf = args.rate or rate0, args.samples_per_frame or spf0
-        if args.as_sensor == "dot" and spf != 1:
+        third_party = (args.rate or rate0, args.samples_per_frame or spf0)
+        if third_party[0] not in rates:
+            raise UserError(f"--as {args.as_sensor} streams at {', '.join(map(str, rates))} Hz")
+        if args.as_sensor == "dot" and third_party[1] != 1:
             raise UserError("a Movella DOT sends one sample per notification (--samples-per-frame 1)")
-        if args.restart_at or args.seq_jump_at or args.stall_at:
-            raise UserError("the firmware faults are for hiplevel's own firmware")
+        rate, spf = DEFAULT_RATE_HZ, third_party[1]  # the board's own firmware core stays idle
+    elif rate not in RATES_HZ:
+        raise UserError(f"--rate: the chip runs at {', '.join(map(str, RATES_HZ))} Hz")
     if not 1 <= spf <= 255:
         raise UserError("--samples-per-frame must be 1..255")
     try:
@@ -179,13 +195,12 @@ def run(args) -> int:
             truth = open(args.truth, "w", buffering=1 << 16)
         except OSError as e:
             raise UserError(f"cannot write the truth file {args.truth}: {e.strerror}")
-    try:
-        device = SimDevice(scenario, rate_hz=rate, samples_per_frame=spf,
-                           seed=args.seed, clock_ppm=args.clock_ppm, mount_yaw_deg=args.mount_yaw,
-                           mount_tilt_deg=args.mount_tilt, noise=not args.no_noise, loss=args.loss,
-                           truth_file=truth, rates_hz=rates)
-    except ValueError as e:
-        raise UserError(str(e)) from None
+    device = SimDevice(scenario, rate_hz=rate, samples_per_frame=spf,
+                       seed=args.seed, clock_ppm=args.clock_ppm, mount_yaw_deg=args.mount_yaw,
+                       mount_tilt_deg=args.mount_tilt, noise=not args.no_noise, loss=args.loss,
+                       truth_file=truth,
+                       odr_error=None if args.odr_error is None else args.odr_error / 100.0,
+                       imu_fault_at_s=args.imu_fault_at)
     try:
         if args.link == "ble":
             if args.clock_jump:
@@ -195,7 +210,7 @@ def run(args) -> int:
             from .link_ble import run_ble
             return run_ble(device, speed=args.speed, name=args.name, hci_port=args.hci_port,
                            dropout_at_s=args.dropout_at, dropout_for_s=args.dropout_for,
-                           kind=args.as_sensor)
+                           kind=args.as_sensor, third_party=third_party)
         if args.dropout_at is not None:
             raise UserError("--dropout-at is for the BLE link (--link ble); a serial cable does not go out of range")
         from .link_pty import run_pty
