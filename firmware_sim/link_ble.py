@@ -416,7 +416,8 @@ class SensorPeripheral:
 
 async def serve_ble(device: SimDevice, speed: float = 1.0, name: str | None = None,
                     hci_port: int | None = None, out=sys.stdout, dropout_at_s: float | None = None,
-                    dropout_for_s: float = 0.0, battery_pct: int = 87, kind: str = "hiplevel") -> None:
+                    dropout_for_s: float = 0.0, battery_pct: int = 87, kind: str = "hiplevel",
+                    third_party: tuple[int, int] | None = None) -> None:
     default_name, address = sensor_identity(hci_port)
     if kind != "hiplevel":  # `--as dot|movesense`: another maker's protocol (firmware_sim.link_ble_as)
         from .link_ble_as import PERIPHERALS, default_name as third_party_name
@@ -431,8 +432,10 @@ async def serve_ble(device: SimDevice, speed: float = 1.0, name: str | None = No
         port = await server.start(hci_port)
     except OSError as e:
         raise OSError(f"cannot open the virtual radio on port {hci_port}: {e.strerror}") from None
-    make = SensorPeripheral if kind == "hiplevel" else PERIPHERALS[kind]
-    peripheral = make(device, sensor_ctrl, name, address, battery_pct)
+    if kind == "hiplevel":
+        peripheral = SensorPeripheral(device, sensor_ctrl, name, address, battery_pct)
+    else:  # third_party: (rate_hz, samples per notification) until the host asks otherwise
+        peripheral = PERIPHERALS[kind](device, sensor_ctrl, name, address, battery_pct, *third_party)
     try:
         await asyncio.wait_for(peripheral.start(), 5.0)
         # a third-party sensor's name is not unique (every DOT says "Movella DOT"): its address
@@ -444,7 +447,8 @@ async def serve_ble(device: SimDevice, speed: float = 1.0, name: str | None = No
 
 def run_ble(device: SimDevice, speed: float = 1.0, name: str | None = None,
             hci_port: int | None = None, out=sys.stdout, dropout_at_s: float | None = None,
-            dropout_for_s: float = 0.0, battery_pct: int = 87, kind: str = "hiplevel") -> int:
+            dropout_for_s: float = 0.0, battery_pct: int = 87, kind: str = "hiplevel",
+            third_party: tuple[int, int] | None = None) -> int:
     """Run the sensor until its scenario is over (exit status 0). `dropout_at_s`/`dropout_for_s`
     (sensor seconds since START) take the sensor out of range once, as walking away would."""
     problem = ("speed must be positive" if speed <= 0 else
@@ -459,7 +463,7 @@ def run_ble(device: SimDevice, speed: float = 1.0, name: str | None = None,
         logging.getLogger("bumble").setLevel(logging.CRITICAL)  # link losses are expected here
     try:
         asyncio.run(serve_ble(device, speed, name, hci_port, out, dropout_at_s, dropout_for_s,
-                              battery_pct, kind))
+                              battery_pct, kind, third_party))
     except (OSError, ValueError) as e:  # port taken, name too long: say so, like the pty link
         print(f"sim: {e}", file=sys.stderr)
         return 2

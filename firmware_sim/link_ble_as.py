@@ -12,8 +12,8 @@ and stops when the link drops - a reconnecting host subscribes and starts again,
 taken meanwhile are never sent (the sensor keeps sampling, so its timestamps show the gap). Nothing
 is re-sent. When the scenario is over, the DOT notifies its "power off" device report and switches
 off; the Movesense, whose protocol has no such message, goes off the air (the user ends the
-session, e.g. Ctrl-C). The SimDevice's samples (int16 at 8 g / 1000 deg/s) are sent as float32
-m/s^2 and deg/s.
+session, e.g. Ctrl-C). The samples come from the SimDevice's pelvis model and sensor errors at the
+third-party sensor's own rate (`Sampler`), sent as float32 m/s^2 and deg/s.
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ import logging
 import struct
 import time
 
+import numpy as np
 from bumble import hci
 from bumble.device import Device
 from bumble.gatt import Characteristic, CharacteristicValue, Service
@@ -29,10 +30,8 @@ from bumble.host import Host
 from bumble.transport.common import AsyncPipeSink
 
 from host.devices import dot, movesense
-from host.protocol.frames import DataFrame, FrameError, decode_frame
-
+from .device import G_MS2, SimDevice
 from .link_ble import sensor_time
-from .device import ACC_G_PER_LSB, G_MS2, GYR_DPS_PER_LSB, SimDevice
 
 log = logging.getLogger(__name__)
 
@@ -41,26 +40,62 @@ FINISH_LINGER_S = 1.0
 ADV_INTERVAL_MS = 100.0
 
 
-def _samples(frames: list[bytes]):
-    """hiplevel data frames -> [(t_device_us of the first sample, acc_ms2 (n, 3), gyr_dps (n, 3))]."""
-    out = []
-    for raw in frames:
-        try:
-            f = decode_frame(raw)
-        except FrameError:
-            continue
-        if isinstance(f, DataFrame):
-            out.append((f.t_device_us, f.acc_raw.astype(float) * ACC_G_PER_LSB * G_MS2,
-                        f.gyr_raw.astype(float) * GYR_DPS_PER_LSB))
-    return out
+class Sampler:
+    """The third-party sensor's own sampling (it runs its maker's firmware, not hiplevel's core):
+    samples at `rate_hz` of its clock, which runs the SimDevice's `clock_ppm` off true time, read
+    from the SimDevice's pelvis model with its sensor errors; whole notifications of `spf` samples
+    are lost at the SimDevice's `loss` rate. Writes the truth CSV rows (firmware_sim.device's
+    columns; `sent` 0 for a lost notification) when the SimDevice has a truth file."""
+
+    def __init__(self, device: SimDevice, rate_hz: int, spf: int):
+        self.dev, self.rate_hz, self.spf = device, rate_hz, spf
+        self.next_i = 0           # index of the next sample on the sensor's clock
+
+    def _true_s(self, i):
+        return np.asarray(i, float) / self.rate_hz / (1.0 + self.dev.clock_ppm * 1e-6)
+
+    @property
+    def finished(self) -> bool:
+        return float(self._true_s(self.next_i)) > self.dev.scenario.duration_s
+
+    def due(self, t_true_s: float):
+        """[(t_device_us of the first sample, acc_ms2 (n, 3), gyr_dps (n, 3))] of the notifications
+        whose samples were all taken by true time t_true_s, less the lost ones."""
+        out = []
+        end = self.dev.scenario.duration_s
+        while True:
+            i = np.arange(self.next_i, self.next_i + self.spf)
+            t = self._true_s(i)
+            if t[-1] > t_true_s or t[0] > end:
+                return out
+            self.next_i += self.spf
+            acc_g, gyr_dps = self.dev._readings(t)
+            t_dev_us = self.dev.boot_us + np.round(i * 1e6 / self.rate_hz).astype(np.int64)
+            lost = bool(self.dev.loss) and self.dev.rng.random() < self.dev.loss
+            self._truth(i, t_dev_us, t, not lost)
+            if not lost:
+                out.append((int(t_dev_us[0]), acc_g * G_MS2, gyr_dps))
+
+    def _truth(self, i, t_dev_us, t, sent: bool) -> None:
+        f = self.dev.truth_file
+        if f is None:
+            return
+        sc = self.dev.scenario
+        obl, _, _ = sc.angles_deg(t)
+        R, _ = sc.pelvis(t)
+        fwd = -np.degrees(np.arcsin(np.clip(R[:, 2, 0], -1, 1)))
+        reps, phases = sc.rep_index(t), sc.phase_names(t)
+        f.write("".join(f"{i[k]},{t_dev_us[k]},{t[k]:.6f},{obl[k]:.5f},{fwd[k]:.5f},{reps[k]},"
+                        f"{int(sent)},{phases[k]},\n" for k in range(len(t))))
 
 
 class ThirdPartyPeripheral:
     """What both sensors share: the bumble device, advertising, the connection, the paced loop.
     Subclasses give `services()`, `advertising()`, `notifications(samples)` and `finish()`."""
 
-    def __init__(self, device: SimDevice, controller, name: str, address: str, battery_pct: int):
-        self.sim = device
+    def __init__(self, device: SimDevice, controller, name: str, address: str, battery_pct: int,
+                 rate_hz: int, spf: int):
+        self.sim = Sampler(device, rate_hz, spf)
         self.name, self.address = name, address
         self.battery_pct = battery_pct
         self.connection = None
@@ -123,9 +158,9 @@ class ThirdPartyPeripheral:
                 continue
             t_true = sensor_time(self.t0, speed, dropout_at_s, dropout_for_s, radio)
             if not self.sim.finished:
-                frames = self.sim.frames_due(t_true)  # sampled whether or not anyone listens
+                samples = self.sim.due(t_true)  # sampled whether or not anyone listens
                 if self.streaming and self.connection is not None:
-                    await self.send_samples(_samples(frames))
+                    await self.send_samples(samples)
                 continue
             now = time.monotonic()
             if finished_at is None:
@@ -174,9 +209,8 @@ class DotPeripheral(ThirdPartyPeripheral):
             return
         if fields["visit"] & dot.VISIT_OUTPUT_RATE:
             rate = fields["output_rate_hz"]
-            if rate in dot.RATES_HZ:
-                self.rate_hz = rate
-                self.sim.set_rate(rate)
+            if rate in dot.RATES_HZ and self.t0 is None:  # the rate is set before streaming
+                self.rate_hz = self.sim.rate_hz = rate
             else:
                 log.warning("ignored output rate %d Hz", rate)
 
@@ -206,7 +240,7 @@ class MovesensePeripheral(ThirdPartyPeripheral):
 
     def services(self):
         self.ref = None
-        self.n_wanted = self.sim.samples_per_frame
+        self.n_wanted = self.sim.spf
         self.write = Characteristic(
             movesense.WRITE_UUID,
             Characteristic.Properties.WRITE | Characteristic.Properties.WRITE_WITHOUT_RESPONSE,
@@ -220,8 +254,8 @@ class MovesensePeripheral(ThirdPartyPeripheral):
 
     def on_mtu(self, att_mtu: int) -> None:
         n = movesense.samples_per_notification(att_mtu, self.n_wanted)
-        if n >= 1:
-            self.sim.set_samples_per_frame(n)
+        if n >= 1 and self.t0 is None:
+            self.sim.spf = n
 
     async def _on_write(self, _conn, value: bytes) -> None:
         value = bytes(value)
@@ -238,8 +272,8 @@ class MovesensePeripheral(ThirdPartyPeripheral):
             if rate not in movesense.RATES_HZ:
                 await self.notify(self.data, [movesense.command_result(ref, 404)])
                 return
-            if rate != self.sim.rate_hz:
-                self.sim.set_rate(rate)
+            if self.t0 is None:  # the rate is set before streaming starts
+                self.sim.rate_hz = rate
             self.ref = ref
             await self.notify(self.data, [movesense.command_result(ref, 200)])
             self.begin()
@@ -266,10 +300,4 @@ def default_name(kind: str, address: str) -> str:
     if kind == "dot":
         return dot.ADV_NAMES[0]
     return f"Movesense {int(address.replace(':', '')[-8:], 16) % 10**12:012d}"
-
-
-def check(kind: str, rate_hz: int) -> None:
-    rates = DEFAULTS[kind][2]
-    if rate_hz not in rates:
-        raise ValueError(f"a simulated {kind} streams at {', '.join(map(str, rates))} Hz, not {rate_hz}")
 
