@@ -21,8 +21,15 @@ from __future__ import annotations
 import logging
 import numpy as np
 
-from host.protocol.frames import (SEQ_MODULO, DataFrame, InfoFrame, SampleBatch, encode_frame,
-                                  Command, FrameType)
+import struct
+
+from host.protocol.frames import PROTOCOL_VERSION, SEQ_MODULO, FrameType, SampleBatch
+
+# The v1 layouts (docs/protocol.md). The host's own encoder makes only commands (sensor frames come
+# from hiplevel's firmware core); for a third-party sensor the bridge stands where that firmware
+# would, so it writes these two layouts itself. tests/devices decode them with the host's decoder.
+_DATA_HEAD = struct.Struct("<BBIQB")       # version, type, seq, t_device_us, n; then n x 6 int16
+_INFO = struct.Struct("<BBHHHffBBBB")      # version, type, rate, ranges, scales, fw x3, spf
 
 log = logging.getLogger(__name__)
 
@@ -105,9 +112,9 @@ class Bridge:
         self.clipped = 0
 
     def info(self, rate_hz: int, samples_per_frame: int) -> bytes:
-        return encode_frame(InfoFrame(int(rate_hz), BRIDGE_ACC_RANGE_G, BRIDGE_GYR_RANGE_DPS,
-                                      BRIDGE_ACC_G_PER_LSB, BRIDGE_GYR_DPS_PER_LSB,
-                                      self.fw_version, samples_per_frame))
+        return _INFO.pack(PROTOCOL_VERSION, FrameType.INFO, int(rate_hz), BRIDGE_ACC_RANGE_G,
+                          BRIDGE_GYR_RANGE_DPS, BRIDGE_ACC_G_PER_LSB, BRIDGE_GYR_DPS_PER_LSB,
+                          *self.fw_version, max(1, min(255, samples_per_frame)))
 
     def frames(self, batch: SampleBatch, rate_hz: int) -> list[bytes]:
         out = []
@@ -122,10 +129,13 @@ class Bridge:
             self.clipped += over
         acc_raw = np.clip(acc, -32768, 32767).astype(np.int16)
         gyr_raw = np.clip(gyr, -32768, 32767).astype(np.int16)
-        out.append(encode_frame(DataFrame(batch.seq, int(batch.t_device_us[0]), acc_raw, gyr_raw)))
+        n = len(acc_raw)
+        body = np.concatenate([acc_raw, gyr_raw], axis=1).astype("<i2").tobytes()
+        out.append(_DATA_HEAD.pack(PROTOCOL_VERSION, FrameType.DATA, batch.seq % SEQ_MODULO,
+                                   int(batch.t_device_us[0]), n) + body)
         return out
 
     @staticmethod
     def stop() -> bytes:
         """The sensor said it ended (switched off): the session ends like after a hiplevel STOP."""
-        return encode_frame(Command(FrameType.CMD_STOP))
+        return struct.pack("<BB", PROTOCOL_VERSION, FrameType.CMD_STOP)

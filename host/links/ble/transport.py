@@ -354,7 +354,13 @@ class BleTransport(Transport):
         if self._queue is None or self._closed or self._decoder is None:
             return
         t = time.monotonic()
-        for frame in self._decoder.feed(char_uuid, bytes(data), t):
+        try:
+            frames = self._decoder.feed(char_uuid, bytes(data), t)
+        except Exception:  # noqa: BLE001 - a driver bug must not vanish inside the BLE stack's callback
+            log.exception("the %s driver failed on a notification", self.kind)
+            self._decoder.errors["driver_failed"] += 1
+            return
+        for frame in frames:
             self._queue.put_nowait((t, frame, False))
             if frame[1:2] == bytes([FrameType.CMD_STOP]):  # the sensor said it is switching off
                 self._ended = True
