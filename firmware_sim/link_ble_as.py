@@ -209,10 +209,10 @@ class DotPeripheral(ThirdPartyPeripheral):
             return
         if fields["visit"] & dot.VISIT_OUTPUT_RATE:
             rate = fields["output_rate_hz"]
-            if rate in dot.RATES_HZ and self.t0 is None:  # the rate is set before streaming
-                self.rate_hz = self.sim.rate_hz = rate
-            else:
+            if rate not in dot.RATES_HZ:
                 log.warning("ignored output rate %d Hz", rate)
+            elif self.t0 is None:  # the scenario's sampling keeps the rate it started with
+                self.rate_hz = self.sim.rate_hz = rate
 
     def _on_control(self, _conn, value: bytes) -> None:
         if len(value) != 3 or value[0] != dot.CONTROL_TYPE_MEASUREMENT:
