@@ -23,6 +23,7 @@ pylsl = pytest.importorskip("pylsl")
 
 from tests.support.simproc import ROOT, Sim, hiplevel  # noqa: E402
 
+RATE_HZ = 208  # the simulated chip's default output rate (firmware_sim, --odr-error 0: exactly)
 LSL_PORTS = "portrange 16571-16604"  # MulticastPort and BasePort + PortRange (liblsl defaults)
 # liblsl's default discovery groups, as /proc/net/igmp writes them (hex, little-endian) and IPv6
 LSL_GROUPS_V4 = {"D7ACFFEF": "239.255.172.215", "B70000E0": "224.0.0.183"}
@@ -61,7 +62,8 @@ def test_run_streams_angles_and_events_to_an_inlet_and_nothing_leaves_loopback(t
     ev, ang = tmp_path / "ev.jsonl", tmp_path / "ang.csv"
     name = f"hiptest{os.getpid()}"
     capture = _capture()
-    sim = Sim("--drops", "4,8,5", "--bends", "0", "--rep-seconds", "2.5", "--clock-ppm", "40")
+    sim = Sim("--drops", "4,8,5", "--bends", "0", "--rep-seconds", "2.5", "--clock-ppm", "40",
+              "--odr-error", "0")
     out_file, err_file = open(tmp_path / "out.txt", "w+"), open(tmp_path / "err.txt", "w+")
     app = subprocess.Popen(hiplevel("run", "--serial", sim.port, "--calibration", "standing",
                                     "--headless", "--mute", "--no-record", "--events", ev,
@@ -103,7 +105,7 @@ def test_run_streams_angles_and_events_to_an_inlet_and_nothing_leaves_loopback(t
     assert app.returncode == 0, (tmp_path / "err.txt").read_text() + (tmp_path / "out.txt").read_text()
 
     # metadata (XDF conventions)
-    assert full.nominal_srate() == 200 and full.channel_count() == 2
+    assert full.nominal_srate() == RATE_HZ and full.channel_count() == 2
     desc = full.desc()
     ch = desc.child("channels").child("channel")
     labels = []
@@ -123,9 +125,9 @@ def test_run_streams_angles_and_events_to_an_inlet_and_nothing_leaves_loopback(t
     i0 = next(i for i in range(len(trace)) if np.allclose(trace["obliquity_deg"][i:i + 5], got[:5, 0],
                                                           atol=1e-4))
     # events' t counts from the stream's first sample (seq 0; the angle file starts at calibration)
-    t_first_dev = (trace["t_device_us"][0] - trace["seq"][0] * 1e6 / 200) * 1e-6
+    t_first_dev = (trace["t_device_us"][0] - trace["seq"][0] * 1e6 / RATE_HZ) * 1e-6
     trace = trace[i0:]
-    assert len(samples) == len(trace) > 200 * 6
+    assert len(samples) == len(trace) > RATE_HZ * 6
     np.testing.assert_allclose(got[:, 0], trace["obliquity_deg"], atol=1e-4)
     np.testing.assert_allclose(got[:, 1], trace["forward_tilt_deg"], atol=1e-4)
     t_dev = trace["t_device_us"] * 1e-6
@@ -135,7 +137,7 @@ def test_run_streams_angles_and_events_to_an_inlet_and_nothing_leaves_loopback(t
     assert abs(slope - 1.0) < 500e-6      # LSL seconds per device second (the sim runs 40 ppm fast)
     assert np.max(np.abs(resid)) < 0.010  # each stamp on the mapped device time, within 10 ms
     rate = (len(stamps) - 1) / (stamps[-1] - stamps[0])
-    assert abs(rate - 200) < 0.5
+    assert abs(rate - RATE_HZ) < 0.5
     assert abs(stamps[-1] - time.monotonic()) < 60  # on this machine's LSL clock, not another
 
     # every event, as JSON, stamped at its device time
