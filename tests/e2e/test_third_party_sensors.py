@@ -29,8 +29,8 @@ def _check_gaps(events, truth_path, rate_hz, dropout_min_samples=0):
     end = events[-1]
     assert sum(g["lost_samples"] for g in gaps) == end["lost_samples"]
     windows = [(g["t"] - (g["lost_samples"] + 0.5) / rate_hz, g["t"] - 0.5 / rate_hz, g) for g in gaps]
-    last_t = t_s[truth["sent"] == 1][-1]  # samples lost after the last one sent are no gap
-    lost_t = t_s[(truth["sent"] == 0) & (t_s < last_t)]
+    last_t = t_s[truth["sent"] == 1][-1]  # lost before the first or after the last sent: no gap
+    lost_t = t_s[(truth["sent"] == 0) & (t_s > 0) & (t_s < last_t)]
     assert len(lost_t) > 0, "the simulator lost nothing: the test checks nothing"
     for t in lost_t:
         assert any(a <= t <= b for a, b, _ in windows), f"a sample lost at {t:.3f} s is in no gap"
