@@ -60,6 +60,7 @@ def test_movella_dot_hip_dip_set_with_lost_notifications_and_a_dropout(tmp_path)
     events = _events(ev)
     kinds = [e["event"] for e in events]
     assert kinds.count("disconnected") == 1 and kinds.count("connected") == 2
+    assert all(e["sensor"] == "dot" for e in events if e["event"] == "connected")  # from its advertisement
     assert events[-1]["event"] == "end" and events[-1]["reason"] == "the sensor finished the set"
     reps = [e for e in events if e["event"] == "rep"]
     assert [round(r["max_drop_deg"]) for r in reps] == [3, 8, 4, 9]
@@ -93,7 +94,7 @@ def test_movesense_at_208_hz_named_with_sensor_and_ended_by_ctrl_c(tmp_path):
     assert app.returncode == 0, err + out
     events = _events(ev)
     connected = next(e for e in events if e["event"] == "connected")
-    assert connected["name"].startswith("Movesense ")
+    assert connected["sensor"] == "movesense" and connected["address"] == address
     end = events[-1]
     assert end["event"] == "end" and end["reason"] == "ended by the user"
     reps = [e for e in events if e["event"] == "rep"]

@@ -370,7 +370,7 @@ class BleTransport(Transport):
     def _event(self, kind: str, **fields) -> None:
         if kind == "connected":
             fields = dict(name=self._device_name, address=self._device_address, mtu=self.mtu,
-                          battery_pct=self.battery_pct, **fields)
+                          battery_pct=self.battery_pct, sensor=self.kind, **fields)
         try:
             self.on_event(kind, **fields)
         except Exception:
