@@ -95,9 +95,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         help="the sample numbering jumps by 2^31 once at this true time (the clock runs on)")
     faults.add_argument("--stall-at", type=positive, default=None, metavar="S",
                         help="the IMU stops at this true time: no more samples, INFO goes on every second")
+    prog = p.add_argument_group("following a programme (firmware_sim/programme.py)")
+    prog.add_argument("--programme", metavar="FILE", default=None,
+                      help="do the steps of this programme file (TOML), as `hiplevel today` runs them")
+    prog.add_argument("--from-step", type=int, default=0, metavar="K", help="start at step K (0 = the first)")
+    prog.add_argument("--steps", type=int, default=None, metavar="N", help="do only N steps (an interrupted session)")
 
 
 def scenario_from_args(args) -> Scenario:
+    if getattr(args, "programme", None):
+        from .programme import programme_scenario
+        try:
+            return programme_scenario(args.programme, args.from_step, args.steps, rep_s=args.rep_seconds,
+                                      calibration_bends=args.bends)
+        except OSError as e:
+            raise ValueError(f"cannot read the programme file {args.programme}: {e.strerror}") from None
     drops = args.drops or [6.0]
     reps = args.reps if args.reps is not None else (len(args.drops) if args.drops else 5)
     if reps < 0:

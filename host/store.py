@@ -103,6 +103,46 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE frames ADD COLUMN late INTEGER NOT NULL DEFAULT 0;
     """,
+    # 2 -> 3: the patient's programme (host/session/programme.py), versioned: each edit is a new
+    # row; a run is one `hiplevel today` session of it (resumed runs span several sessions), its
+    # steps say which item, side and set each recorded block followed; pain ratings per item.
+    """
+    CREATE TABLE programmes (
+        id          INTEGER PRIMARY KEY,
+        patient_id  INTEGER NOT NULL REFERENCES patients(id),
+        version     INTEGER NOT NULL,          -- 1, 2, ... per patient
+        created_utc TEXT NOT NULL,
+        toml        TEXT NOT NULL,             -- the programme as its TOML file
+        UNIQUE (patient_id, version)
+    );
+    CREATE TABLE programme_runs (
+        id            INTEGER PRIMARY KEY,
+        programme_id  INTEGER NOT NULL REFERENCES programmes(id),
+        number        INTEGER NOT NULL,        -- the patient's n-th programme session (fading)
+        started_utc   TEXT NOT NULL,
+        completed_utc TEXT                     -- NULL: not finished (the next `today` resumes it)
+    );
+    CREATE TABLE programme_steps (
+        run_id        INTEGER NOT NULL REFERENCES programme_runs(id) ON DELETE CASCADE,
+        step          INTEGER NOT NULL,        -- 0, 1, ... in the session's order
+        item          INTEGER NOT NULL,        -- 1-based item of the programme version
+        stance        TEXT NOT NULL,
+        set_number    INTEGER NOT NULL,
+        session_id    INTEGER REFERENCES sessions(id) ON DELETE SET NULL,
+        block_number  INTEGER,                 -- the block of that session holding the set
+        reps          INTEGER,                 -- reps counted
+        cued_reps     INTEGER,
+        completed_utc TEXT NOT NULL,
+        PRIMARY KEY (run_id, step)
+    );
+    CREATE TABLE pain_ratings (
+        run_id     INTEGER NOT NULL REFERENCES programme_runs(id) ON DELETE CASCADE,
+        item       INTEGER NOT NULL,
+        rating     INTEGER NOT NULL CHECK (rating BETWEEN 0 AND 10),
+        rated_utc  TEXT NOT NULL,
+        PRIMARY KEY (run_id, item)
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
