@@ -80,12 +80,13 @@ class Resting:
     """Stands in for the Exercise between steps: no reps, no cue (nothing recorded that did not
     happen), the same attributes the pipeline reads."""
     cue_kind, cue_on, cue_audible, cue_excess_deg, set_in_progress, reps = "fault", False, False, 0.0, False, 0
+    needs_motion, cue_tone_played = False, False   # no rep to count, so no motion wanted; no cue, no tone
 
     def __init__(self, cfg):
         self.cfg = cfg
         self.cue_side = cfg.free_side
 
-    def update(self, t_s, obliquity_deg, forward_tilt_deg):
+    def update(self, t_s, obliquity_deg, forward_tilt_deg, motion=None):
         return []
 
     def end_set(self, t_s):
@@ -224,9 +225,12 @@ class ProgrammeRunner(StreamRunner):
             self._set_status(rep=n)
             self.say(in_words(n), f"Rep {n} of {self._current.step.reps}", kind="count")
 
-    def _handle(self, item) -> None:
-        super()._handle(item)
+    def _handle(self, item):
+        # The batch goes back to StreamRunner.run: it is how the runner knows samples still come
+        # (its bound on frames without samples); dropping it ended every programme after 15 s.
+        batch = super()._handle(item)
         self._tick(self.pipeline.t_s)
+        return batch
 
     def _tick(self, t_s: float) -> None:
         if self._phase == "calibrating":
