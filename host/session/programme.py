@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import tomllib
+from datetime import date, datetime, timedelta
 from dataclasses import asdict, dataclass, field, fields
 
 from host import store
@@ -406,8 +407,13 @@ def next_run(conn, stored: StoredProgramme) -> tuple[Run, bool]:
 
 def record_step(conn, run_id: int, step: Step, session_id: int | None, block_number: int | None,
                 reps: int, cued_reps: int) -> None:
-    conn.execute("INSERT OR REPLACE INTO programme_steps (run_id, step, item, stance, set_number, session_id, "
-                 "block_number, reps, cued_reps, completed_utc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    # ON CONFLICT ... DO UPDATE (SQLite >= 3.24 and PostgreSQL alike) rather than SQLite's OR REPLACE
+    conn.execute("INSERT INTO programme_steps (run_id, step, item, stance, set_number, session_id, "
+                 "block_number, reps, cued_reps, completed_utc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                 "ON CONFLICT (run_id, step) DO UPDATE SET item = excluded.item, stance = excluded.stance, "
+                 "set_number = excluded.set_number, session_id = excluded.session_id, "
+                 "block_number = excluded.block_number, reps = excluded.reps, cued_reps = excluded.cued_reps, "
+                 "completed_utc = excluded.completed_utc",
                  (run_id, step.number, step.item, step.stance, step.set_number, session_id, block_number,
                   reps, cued_reps, store.utc_now()))
 
@@ -415,7 +421,8 @@ def record_step(conn, run_id: int, step: Step, session_id: int | None, block_num
 def record_pain(conn, run_id: int, item: int, rating: int) -> None:
     if not (isinstance(rating, int) and 0 <= rating <= 10):
         raise ProgrammeError(f"pain is rated 0 to 10, not {rating!r}")
-    conn.execute("INSERT OR REPLACE INTO pain_ratings (run_id, item, rating, rated_utc) VALUES (?, ?, ?, ?)",
+    conn.execute("INSERT INTO pain_ratings (run_id, item, rating, rated_utc) VALUES (?, ?, ?, ?) "
+                 "ON CONFLICT (run_id, item) DO UPDATE SET rating = excluded.rating, rated_utc = excluded.rated_utc",
                  (run_id, item, rating, store.utc_now()))
 
 
@@ -427,3 +434,58 @@ def step_rows(conn, run_id: int) -> list[dict]:
     return [dict(r) for r in conn.execute(
         "SELECT step, item, stance, set_number, session_id, block_number, reps, cued_reps, completed_utc "
         "FROM programme_steps WHERE run_id = ? ORDER BY step", (run_id,))]
+
+
+# ---- adherence: what the patient did against what was prescribed (the patient report) ----
+
+def _utc_date(utc: str) -> date:
+    return datetime.fromisoformat(utc.replace("Z", "+00:00")).date()
+
+
+def iso_week(day: date) -> str:
+    """'2026-W49': the ISO week of a day (weeks start on Monday)."""
+    y, w, _ = day.isocalendar()
+    return f"{y}-W{w:02d}"
+
+
+def adherence(conn, patient: str) -> dict:
+    """The patient's programme sessions against the prescription, for the report: `weeks` (one row
+    per ISO week from the first run's to the last's: runs completed, runs started but unfinished, and
+    sessions_per_week of the version in force at the week's last run) and `runs` (per run: number,
+    version, date, completed, and per item its exercise, feedback schedule in force with its cue
+    share, reps counted, reps with the cue, pain). Empty lists when the patient never ran `today`."""
+    out: dict = {"weeks": [], "runs": []}
+    all_runs = runs(conn, patient)
+    if not all_runs:
+        return out
+    programmes: dict[int, StoredProgramme] = {}
+    for r in all_runs:
+        stored = programmes.setdefault(r.programme_id, by_id(conn, r.programme_id))
+        per_item: dict[int, dict] = {}
+        for row in step_rows(conn, r.id):
+            d = per_item.setdefault(row["item"], {"reps": 0, "cued_reps": 0})
+            d["reps"] += row["reps"] or 0
+            d["cued_reps"] += row["cued_reps"] or 0
+        items = []
+        for i, item in enumerate(stored.programme.items, 1):
+            done = per_item.get(i)
+            items.append({"item": i, "exercise": item.exercise, "feedback": item.feedback,
+                          "cue_share": round(item.cue_share(r.number), 3), "done": done is not None,
+                          "reps": None if done is None else done["reps"],
+                          "cued_reps": None if done is None else done["cued_reps"],
+                          "pain": r.pain.get(i)})
+        out["runs"].append({"run": r.number, "version": r.version, "started_utc": r.started_utc,
+                            "week": iso_week(_utc_date(r.started_utc)), "completed": r.completed_utc is not None,
+                            "sessions_per_week": stored.programme.sessions_per_week, "items": items})
+    first, last = (_utc_date(out["runs"][k]["started_utc"]) for k in (0, -1))
+    day = first - timedelta(days=first.weekday())
+    while day <= last:
+        week = iso_week(day)
+        in_week = [r for r in out["runs"] if r["week"] == week]
+        prescribed = (in_week[-1] if in_week else
+                      [r for r in out["runs"] if r["started_utc"] < day.isoformat()][-1])["sessions_per_week"]
+        out["weeks"].append({"week": week, "completed": sum(r["completed"] for r in in_week),
+                             "unfinished": sum(not r["completed"] for r in in_week),
+                             "prescribed": prescribed})
+        day += timedelta(days=7)
+    return out

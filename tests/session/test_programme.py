@@ -115,7 +115,10 @@ def test_versions_runs_steps_and_pain_in_the_store(tmp_path):
     assert not resumed and run.number == 1
     steps = pg.steps(p, run.number)
     pg.record_step(conn, run.id, steps[0], None, 1, 10, 10)
-    pg.record_pain(conn, run.id, 1, 3)
+    pg.record_pain(conn, run.id, 1, 6)
+    pg.record_pain(conn, run.id, 1, 3)  # the patient changed the answer: the last one stands
+    pg.record_step(conn, run.id, steps[0], None, 1, 10, 9)  # a step recorded again replaces its row
+    assert pg.step_rows(conn, run.id)[0]["cued_reps"] == 9 and len(pg.step_rows(conn, run.id)) == 1
     with pytest.raises(pg.ProgrammeError, match="0 to 10"):
         pg.record_pain(conn, run.id, 1, 11)
     conn.commit()
@@ -141,4 +144,35 @@ def test_old_database_is_migrated(tmp_path):
     conn = store.connect(db)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION
     pg.save(conn, "P-1", pg.from_toml(TOML))
+    conn.close()
+
+
+def test_adherence_per_week_and_schedule_in_force(tmp_path):
+    """Three programme sessions over three weeks (one skipped week between), the third unfinished:
+    the weeks, the prescription, each session's faded cue share, reps and pain; then as HTML."""
+    from host.report.html import patient_report
+    conn = store.connect(tmp_path / "a.sqlite", create=True)
+    stored = pg.save(conn, "P-3", pg.from_toml(TOML))
+    days = ["2026-11-02T09:00:00Z", "2026-11-04T09:00:00Z", "2026-11-18T09:00:00Z"]
+    for k, day in enumerate(days):
+        run, _ = pg.next_run(conn, stored)
+        conn.execute("UPDATE programme_runs SET started_utc = ? WHERE id = ?", (day, run.id))
+        steps = pg.steps(stored.programme, run.number)
+        pg.record_step(conn, run.id, steps[0], None, None, 8, 8 - 2 * k)
+        if k < 2:
+            pg.record_pain(conn, run.id, 1, 4 - k)
+            pg.complete_run(conn, run.id)
+    conn.commit()
+    a = pg.adherence(conn, "P-3")
+    assert a["weeks"] == [{"week": "2026-W45", "completed": 2, "unfinished": 0, "prescribed": 3},
+                          {"week": "2026-W46", "completed": 0, "unfinished": 0, "prescribed": 3},
+                          {"week": "2026-W47", "completed": 0, "unfinished": 1, "prescribed": 3}]
+    first_items = [r["items"][0] for r in a["runs"]]
+    # faded: 2 full sessions, then down over 4: session 3 has 75 % of reps cued
+    assert [(i["cue_share"], i["reps"], i["cued_reps"], i["pain"]) for i in first_items] == [
+        (1.0, 8, 8, 4), (1.0, 8, 6, 3), (0.75, 8, 4, None)]
+    assert [r["items"][1]["done"] for r in a["runs"]] == [False] * 3
+    page = patient_report("P-3", store.progress(conn, "P-3"), a)
+    assert "sessions done vs prescribed" in page and "2026-W46" in page and "faded (75 % cued)" in page
+    assert pg.adherence(conn, "P-404") == {"weeks": [], "runs": []}
     conn.close()
