@@ -3,7 +3,8 @@
 
 In: the session database (host.store). Lists, counts and the progress chart come from small queries
 on the GUI thread (patients, sessions, the indexed rep columns via `store.progress`).
-Out: widgets only, nothing is written to the database.
+Out: widgets only; the one write is the programme form's (host.gui.programme_form, "Programme…"),
+which stores a new programme version.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from host import store
+from host.gui.programme_form import ProgrammeForm
 from host.gui.qt_common import COLORS, font, section, window_frame
 from host.gui.review_model import date_labels, drops_text, exercise_name, merge_sides
 from host.gui.review_window import REPS_BAR, SIDE_STYLE, ReviewWindow
@@ -53,6 +55,11 @@ class HistoryWindow(QtWidgets.QMainWindow):
         self.summary_label = QtWidgets.QLabel()
         self.summary_label.setFont(font(13))
         top.addWidget(self.summary_label, stretch=1)
+        self.programme_button = QtWidgets.QPushButton("Programme…")
+        self.programme_button.setFont(font(12))
+        self.programme_button.setToolTip("Prescribe this patient's programme (hiplevel today runs it)")
+        self.programme_button.clicked.connect(self.open_programme)
+        top.addWidget(self.programme_button)
         self.reload_button = QtWidgets.QPushButton("↻ Reload")
         self.reload_button.setFont(font(12))
         self.reload_button.setToolTip("Read the database again (new recordings)")
@@ -335,6 +342,17 @@ class HistoryWindow(QtWidgets.QMainWindow):
         self.reviews.append(w)
         w.show()
         return w
+
+    def open_programme(self) -> ProgrammeForm | None:
+        """The programme form of the patient shown (a new version on save)."""
+        patient = self.patient_combo.currentText()
+        if not patient:
+            self.status_label.setText("Choose a patient first: a programme belongs to one patient.")
+            return None
+        form = ProgrammeForm(self.db_path, patient, self)
+        self.programme_form = form
+        form.show()
+        return form
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         for w in self.reviews:
