@@ -545,6 +545,9 @@ def generated_section(args, res: dict) -> str:
 def run(args) -> int:
     from host.bench.docs import replace_section
     if args.link == "ble":
+        if getattr(args, "speech", False):
+            raise UserError("--speech measures the in-process session (--link memory); the BLE latency "
+                            "bench has no spoken prompts")
         from host.bench import latency_ble
         res = latency_ble.measure_ble(args)
         if args.write_docs:
