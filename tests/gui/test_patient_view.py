@@ -3,7 +3,6 @@ ProgrammeRunner on simulated frames (tests/support/patient_view_script.py); the 
 for letter heights, the words and colours that tell "target reached" from "fault", and the
 calibration countdown."""
 import json
-import os
 import subprocess
 import sys
 
@@ -13,7 +12,7 @@ from PySide6 import QtGui
 
 from host.gui.patient_view import CAP_SHARE, CUE_WORDS, PALETTE
 from host.session.today import CALIBRATION_WORDS
-from tests.gui.test_gui import color_mask, image_array, xvfb_display  # noqa: F401 - the fixture
+from tests.gui.test_gui import color_mask, image_array, x_client_env, xvfb_display  # noqa: F401 - the fixture
 from tests.support.simproc import ROOT
 
 SCRIPT = ROOT / "tests" / "support" / "patient_view_script.py"
@@ -23,11 +22,7 @@ PX_PER_MM_13IN = 4.45   # a 13.3" 1280x800 laptop screen
 @pytest.fixture(scope="module")
 def shots(xvfb_display, tmp_path_factory):  # noqa: F811
     out = tmp_path_factory.mktemp("patient_view")
-    runtime = out / "runtime"
-    runtime.mkdir(mode=0o700)
-    env = {k: v for k, v in os.environ.items() if k not in ("WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
-    env.update(QT_QPA_PLATFORM="xcb", DISPLAY=xvfb_display, XDG_RUNTIME_DIR=str(runtime),
-               PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""))
+    env = x_client_env(xvfb_display, out)
     result = {}
     for moment in ("calibrating", "target", "fault"):
         png, js = out / f"{moment}.png", out / f"{moment}.json"
