@@ -28,6 +28,8 @@ COMMANDS = {
     "history": ("host.commands.history", "a window with a patient's sessions, progress and session review"),
     "programme": ("host.commands.programme", "a patient's programme: show, edit, import, export"),
     "today": ("host.commands.today", "run the next session of the patient's programme"),
+    "serve": ("host.commands.serve", "the therapists' web dashboard (patients, sessions, live view)"),
+    "clinic": ("host.commands.clinic", "clinics, therapist accounts and their patients, for the dashboard"),
 }
 
 

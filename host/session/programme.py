@@ -9,7 +9,7 @@ ExerciseConfig it runs with). Every validation error is one sentence naming the 
 
 Stored per patient (`save`, `load`, `versions`): each save is a new version; a session records the
 version and the item it followed through `programme_runs` / `programme_steps` (host/store.py,
-migration 3). `hiplevel today` (host.session.today) writes those; the report reads them.
+migration 4). `hiplevel today` (host.session.today) writes those; the report reads them.
 
 Feedback modes: "every-rep" (the cue on every rep), "bandwidth" (silent inside ±bandwidth_deg of
 level, for the exercises that keep the pelvis level), "faded" (the share of reps with an audible
@@ -307,7 +307,7 @@ def describe(p: Programme, version: int | None = None, session_number: int | Non
     return "\n".join(lines)
 
 
-# ---- the store (tables from host/store.py's migration 3) ----
+# ---- the store (tables from host/store.py's migration 4) ----
 
 @dataclass
 class StoredProgramme:
