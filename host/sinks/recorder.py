@@ -3,7 +3,7 @@
 In: `frame(t_host_s, frame_bytes)` and `event(dict)` from runner.StreamRunner on the pipeline's thread, plus
 `start_block(settings)`, `marker(label, t_s)` and `close()` from the command or the GUI. These calls
 only append to an in-memory queue (a deque append: thread-safe, no lock, no I/O). Out: a writer
-thread drains the queue into SQLite every COMMIT_INTERVAL_S, one transaction per drain, so a killed
+thread drains the queue into the store (SQLite or PostgreSQL) every COMMIT_INTERVAL_S, one transaction per drain, so a killed
 process loses at most that interval and the file always opens cleanly (WAL, see host.store).
 
 Failures (full disk, read-only folder, damaged file) are said once through `report(message)` in
@@ -16,11 +16,9 @@ import argparse
 import collections
 import copy
 import dataclasses
-import sqlite3
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import NamedTuple
 
 from host import __version__
@@ -72,7 +70,7 @@ class _BlockState:
 class Recorder:
     def __init__(self, path, patient: str, source: str = "", report=None,
                  commit_interval_s: float = COMMIT_INTERVAL_S):
-        self.path = Path(path)
+        self.path = store.db_target(path)
         self.patient = patient
         self.report = report or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self.commit_interval_s = commit_interval_s
@@ -94,7 +92,7 @@ class Recorder:
             self._open(START_BUSY_TIMEOUT_S)
         except _Busy as e:
             self._say_waiting(str(e))
-        except (store.StoreError, sqlite3.Error) as e:
+        except (store.StoreError, *store.DB_ERRORS) as e:
             self._fail(str(e))
             return
         self._thread = threading.Thread(target=self._run, name="hiplevel-recorder", daemon=True)
@@ -112,8 +110,8 @@ class Recorder:
             store.set_recording_mode(conn)
             conn.execute("BEGIN IMMEDIATE")  # can it be written at all (read-only file, lock)?
             conn.execute("ROLLBACK")
-            conn.execute(f"PRAGMA busy_timeout = {int(store.BUSY_TIMEOUT_S * 1000)}")
-        except sqlite3.Error as e:
+            store.set_busy_timeout(conn, store.BUSY_TIMEOUT_S)
+        except store.DB_ERRORS as e:
             _rollback(conn)
             conn.close()
             if store.is_busy(e):
@@ -167,7 +165,7 @@ class Recorder:
             return [self.patient]
         try:
             return sorted(set(store.list_patients(conn)) | {self.patient})
-        except sqlite3.Error:
+        except store.DB_ERRORS:
             return [self.patient]
         finally:
             conn.close()
@@ -190,12 +188,12 @@ class Recorder:
                 conn.execute("UPDATE sessions SET ended_utc = ? WHERE id = ?", (store.utc_now(), self.session_id))
             if self.failed is None:
                 store.close_recording(conn)
-        except sqlite3.Error as e:
+        except store.DB_ERRORS as e:
             self._fail(store.explain(e, self.path))
         finally:
             try:
                 conn.close()
-            except sqlite3.Error:
+            except store.DB_ERRORS:
                 pass
         return self.summary_line()
 
@@ -207,7 +205,7 @@ class Recorder:
                     f"{self.frames_committed} frames recorded before.")
         if self.frames_committed == 0:
             return "Nothing recorded (no data came from the sensor)."
-        return f"Recorded as session {self.session_id} (patient {self.patient}) in {self.path}."
+        return f"Recorded as session {self.session_id} (patient {self.patient}) in {store.shown(self.path)}."
 
     # ---- the writer thread ----
     def _run(self) -> None:
@@ -217,7 +215,7 @@ class Recorder:
             self._flush()
             if not self._busy_now:
                 return
-        self._fail(f"the session database {self.path} stayed busy (another program kept it locked)"
+        self._fail(f"the session database {store.shown(self.path)} stayed busy (another program kept it locked)"
                    + (" and nothing was recorded" if self.session_id is None else ""))
 
     def _flush(self) -> None:
@@ -232,7 +230,7 @@ class Recorder:
             except _Busy:
                 self._busy_now = True
                 return  # everything stays queued
-            except (store.StoreError, sqlite3.Error) as e:
+            except (store.StoreError, *store.DB_ERRORS) as e:
                 self._queue.clear()
                 self._fail(str(e))
                 return
@@ -257,7 +255,7 @@ class Recorder:
                 self.session_id = store.insert_session(conn, self.patient, self._source, __version__)
             source = self._write_items(conn, state, items)
             conn.execute("COMMIT")
-        except sqlite3.Error as e:
+        except store.DB_ERRORS as e:
             _rollback(conn)
             self.frames_committed = frames_before
             if new_session:
@@ -346,7 +344,7 @@ def _rollback(conn) -> None:
     try:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
-    except sqlite3.Error:
+    except store.DB_ERRORS:
         pass
 
 
@@ -359,8 +357,7 @@ def patient_label(text: str) -> str:
 
 def add_recording_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("recording (on by default; see docs/sessions.md)")
-    g.add_argument("--db", metavar="PATH", help="session database (default: sessions.sqlite in the user's "
-                   "data folder, or $HIPLEVEL_DB)")
+    g.add_argument("--db", metavar="PATH|URL", help=store.DB_HELP)
     g.add_argument("--patient", type=patient_label, default="default", metavar="LABEL",
                    help="pseudonymous patient label, e.g. P-017 (default: 'default')")
     g.add_argument("--no-record", action="store_true", help="do not record this session")
