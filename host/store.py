@@ -113,7 +113,7 @@ MIGRATIONS: list[str] = [
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 DB_ERRORS = (sqlite3.Error, PgError)  # what a statement on either backend raises
-PG_MIGRATION_LOCK = 0x68697001        # pg_advisory_xact_lock key: stations starting at once migrate one by one
+PG_MIGRATION_LOCK = 0x68697001        # pg_advisory_lock key: stations starting at once migrate one by one
 
 
 DB_HELP = ("session database: an SQLite file, or postgresql://USER:PASSWORD@HOST/DBNAME for a clinic's "
@@ -262,17 +262,25 @@ def _connect_pg(url: str, *, create: bool, busy_timeout_s: float):
         raise StoreError(explain_pg(e, url), busy=e.busy) from None
     where = shown(url)
     try:
-        version = schema_version(conn)
-        if version > SCHEMA_VERSION:
-            raise StoreError(f"{where} was written by a newer hiplevel (schema {version}, this one knows "
-                             f"up to {SCHEMA_VERSION}); update hiplevel to open it")
-        if version == 0 and _has_tables(conn):
-            raise StoreError(f"{where} holds other tables but no hiplevel session database; give "
-                             "hiplevel a database of its own")
-        if version == 0 and not create:
-            raise StoreError(f"{where} holds no session database yet (nothing recorded there yet)")
-        if version < SCHEMA_VERSION:
-            migrate(conn, url)
+        # Stations starting at once check and migrate one by one: a session-level advisory lock
+        # (each step then runs in a transaction begun after the lock, so it sees the catalogue as
+        # the previous holder left it).
+        conn.execute("SELECT pg_advisory_lock(?)", (PG_MIGRATION_LOCK,))
+        try:
+            version = schema_version(conn)
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"{where} was written by a newer hiplevel (schema {version}, this one knows "
+                                 f"up to {SCHEMA_VERSION}); update hiplevel to open it")
+            if version == 0 and _has_tables(conn):
+                raise StoreError(f"{where} holds other tables but no hiplevel session database; give "
+                                 "hiplevel a database of its own")
+            if version == 0 and not create:
+                raise StoreError(f"{where} holds no session database yet (nothing recorded there yet)")
+            if version < SCHEMA_VERSION:
+                migrate(conn, url)
+        finally:
+            if not conn.closed:
+                conn.execute("SELECT pg_advisory_unlock(?)", (PG_MIGRATION_LOCK,))
     except PgError as e:
         conn.close()
         raise StoreError(explain_pg(e, url), busy=e.busy) from None
@@ -345,14 +353,13 @@ def migrate(conn, path="database", migrations: list[str] | None = None) -> None:
 
 
 def _migrate_pg(conn, migrations: list[str]) -> None:
-    """Each step under an advisory lock, so stations that start at once do not migrate twice."""
-    for target in range(1, len(migrations) + 1):
+    """Each step in one transaction (PostgreSQL's DDL is transactional). Called under
+    _connect_pg's advisory lock, or by one connection alone (the tests)."""
+    for target in range(schema_version(conn) + 1, len(migrations) + 1):
         conn.execute("BEGIN")
         try:
-            conn.execute("SELECT pg_advisory_xact_lock(?)", (PG_MIGRATION_LOCK,))
-            if schema_version(conn) < target:  # (re-read under the lock: another station may have done it)
-                conn.executescript(store_pg.schema_sql(migrations[target - 1]))
-                set_schema_version(conn, target)
+            conn.executescript(store_pg.schema_sql(migrations[target - 1]))
+            set_schema_version(conn, target)
             conn.execute("COMMIT")
         except BaseException:
             try:
