@@ -123,11 +123,18 @@ BUSY_TIMEOUT_S = 5.0  # how long one statement waits for another program's lock
 
 class StoreError(Exception):
     """A problem with the session database, said in words a user understands. `busy`: another
-    program holds its lock (worth trying again later)."""
+    program holds its lock (worth trying again later). `unreachable`: the database server cannot be
+    reached (the recorder then spools locally)."""
 
-    def __init__(self, message: str, busy: bool = False):
+    def __init__(self, message: str, busy: bool = False, unreachable: bool = False):
         super().__init__(message)
         self.busy = busy
+        self.unreachable = unreachable
+
+
+def is_unreachable(e: BaseException) -> bool:
+    """The database server went away (or cannot be reached): worth spooling, not failing."""
+    return (isinstance(e, PgError) and e.kind == "unreachable") or bool(getattr(e, "unreachable", False))
 
 
 def is_busy(e: BaseException) -> bool:
@@ -259,7 +266,7 @@ def _connect_pg(url: str, *, create: bool, busy_timeout_s: float):
     try:
         conn = store_pg.connect(url, store_pg.id_tables(MIGRATIONS), busy_timeout_s)
     except PgError as e:
-        raise StoreError(explain_pg(e, url), busy=e.busy) from None
+        raise StoreError(explain_pg(e, url), busy=e.busy, unreachable=e.kind == "unreachable") from None
     where = shown(url)
     try:
         # Stations starting at once check and migrate one by one: a session-level advisory lock
@@ -283,7 +290,7 @@ def _connect_pg(url: str, *, create: bool, busy_timeout_s: float):
                 conn.execute("SELECT pg_advisory_unlock(?)", (PG_MIGRATION_LOCK,))
     except PgError as e:
         conn.close()
-        raise StoreError(explain_pg(e, url), busy=e.busy) from None
+        raise StoreError(explain_pg(e, url), busy=e.busy, unreachable=e.kind == "unreachable") from None
     except StoreError:
         conn.close()
         raise

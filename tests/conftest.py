@@ -23,6 +23,7 @@ FOLDER_MARKERS = {"e2e": ("e2e",), "gui": ("display",)}
 # of the user's own database.
 os.environ.setdefault("HIPLEVEL_DB", os.path.join(tempfile.mkdtemp(prefix="hiplevel-test-db-"),
                                                   "sessions.sqlite"))
+os.environ.setdefault("HIPLEVEL_SPOOL", tempfile.mkdtemp(prefix="hiplevel-test-spool-"))
 
 
 def pytest_collection_modifyitems(config, items):

@@ -4,8 +4,11 @@ goes away mid-recording. The rest of the store's tests run on both backends (tes
 import json
 import subprocess
 import sys
+import time
 
 from host import store
+from host.sinks.recorder import Recorder
+from tests.session.test_store import sim_frames
 from tests.support.simproc import ROOT
 
 
@@ -32,3 +35,34 @@ def test_several_stations_recording_at_once_lose_no_frame(pg_server):
         (block,) = s.blocks
         got = [[t, f.hex()] for t, f, _ in store.frames(conn, block.id)]
         assert block.frame_count == len(got) == 1500 and got == r["frames"]
+
+
+def test_a_server_that_goes_away_mid_recording_loses_no_frame_and_gets_none_twice(pg_server, tmp_path):
+    """The real server is stopped (fast shutdown: every connection cut) while a station records,
+    and started again 2 s later: the frames of the outage go to the local spool and up afterwards."""
+    url = pg_server.new_database()
+    frames = sim_frames(reps=3)[:900]
+    msgs = []
+    rec = Recorder(url, "P-200", report=msgs.append, commit_interval_s=0.1, spool_folder=tmp_path / "spool")
+    rec.start_block({})
+    for i, (t, f) in enumerate(frames):
+        rec.frame(t, f)
+        if i == 300:
+            time.sleep(0.5)  # the first frames are on the server
+            pg_server.stop()
+        if i == 600:
+            time.sleep(1.0)  # frames 301..600 can only go to the spool
+            spooled_while_away = rec.spooled
+            pg_server.start()
+        time.sleep(0.002)
+    line = rec.close()
+    assert spooled_while_away > 0 and rec.spooled >= spooled_while_away
+    assert "Recorded as session" in line, (line, msgs)
+    assert "Recording goes on locally" in msgs[0] and "cannot be reached" in msgs[0]
+    assert "reached the database server again" in msgs[-1]
+    assert not list((tmp_path / "spool").iterdir())  # the spool is gone once uploaded
+    conn = store.connect(url)
+    (s,) = store.list_sessions(conn)
+    assert s.ended_utc is not None and len(s.blocks) == 1
+    assert [(t, f) for t, f, _ in store.frames(conn, s.blocks[0].id)] == frames  # all, in order, once each
+    assert s.blocks[0].frame_count == len(frames)
