@@ -90,6 +90,7 @@ def schema_sql(sql: str) -> str:
 
 
 _INSERT = re.compile(r"^\s*INSERT\s+INTO\s+(\w+)", re.I)
+_INSERT_OR = re.compile(r"^\s*INSERT\s+OR\s+(REPLACE|IGNORE)\s+INTO\s+(\w+)\s*\(([^)]*)\)", re.I)
 
 
 class Row:
@@ -163,15 +164,34 @@ class Connection:
     def __init__(self, conn, id_tables: set[str], target: str):
         self._conn = conn
         self._id_tables = id_tables
+        self._keys: dict[str, list[str]] = {}  # primary key columns by table, for INSERT OR REPLACE
         self.target = target
 
-    @staticmethod
-    def _sql(sql: str, params) -> str:
+    def _sql(self, sql: str, params) -> str:
         if sql.strip().upper().startswith("BEGIN"):
             return "BEGIN"  # READ COMMITTED; BEGIN IMMEDIATE is SQLite's "take the write lock now"
+        m = _INSERT_OR.match(sql)
+        if m is not None:  # SQLite's INSERT OR REPLACE / IGNORE as the upsert both engines know
+            verb, table, cols = m.group(1).upper(), m.group(2), [c.strip() for c in m.group(3).split(",")]
+            sql = f"INSERT INTO {table} ({', '.join(cols)})" + sql[m.end():]
+            if verb == "IGNORE":
+                sql += " ON CONFLICT DO NOTHING"
+            else:
+                key = self._primary_key(table)
+                rest = [c for c in cols if c not in key]
+                sql += (f" ON CONFLICT ({', '.join(key)}) DO "
+                        + (f"UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in rest)}" if rest else "NOTHING"))
         if params is not None:
             sql = sql.replace("%", "%%").replace("?", "%s")
         return sql
+
+    def _primary_key(self, table: str) -> list[str]:
+        if table not in self._keys:
+            rows = _call(self._conn.execute, "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON "
+                         "a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) WHERE i.indrelid = %s::regclass "
+                         "AND i.indisprimary", (table,)).fetchall()
+            self._keys[table] = [r[0] for r in rows]
+        return self._keys[table]
 
     def execute(self, sql: str, params=None) -> Cursor:
         params = None if params is None else tuple(params)

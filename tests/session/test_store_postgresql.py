@@ -66,3 +66,14 @@ def test_a_server_that_goes_away_mid_recording_loses_no_frame_and_gets_none_twic
     assert s.ended_utc is not None and len(s.blocks) == 1
     assert [(t, f) for t, f, _ in store.frames(conn, s.blocks[0].id)] == frames  # all, in order, once each
     assert s.blocks[0].frame_count == len(frames)
+
+
+def test_sqlite_upserts_read_the_same_on_postgresql(db):
+    """INSERT OR REPLACE / OR IGNORE (SQLite's words, used by the programme tables) on both backends."""
+    conn = store.connect(db, create=True)
+    conn.execute("CREATE TABLE kv (a INTEGER, b INTEGER, v TEXT, PRIMARY KEY (a, b))")
+    for v in ("first", "second"):
+        conn.execute("INSERT OR REPLACE INTO kv (a, b, v) VALUES (?, ?, ?)", (1, 2, v))
+    conn.execute("INSERT OR IGNORE INTO kv (a, b, v) VALUES (?, ?, ?)", (1, 2, "third"))
+    conn.execute("INSERT OR IGNORE INTO kv (a, b, v) VALUES (?, ?, ?)", (1, 3, "100%"))
+    assert [tuple(r) for r in conn.execute("SELECT a, b, v FROM kv ORDER BY b")] == [(1, 2, "second"), (1, 3, "100%")]
