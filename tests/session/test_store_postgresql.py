@@ -2,6 +2,7 @@
 SQLite file: several stations (processes) recording into one database at once, and a server that
 goes away mid-recording. The rest of the store's tests run on both backends (test_store.py)."""
 import json
+import os
 import subprocess
 import sys
 import time
@@ -77,3 +78,20 @@ def test_sqlite_upserts_read_the_same_on_postgresql(db):
     conn.execute("INSERT OR IGNORE INTO kv (a, b, v) VALUES (?, ?, ?)", (1, 2, "third"))
     conn.execute("INSERT OR IGNORE INTO kv (a, b, v) VALUES (?, ?, ?)", (1, 3, "100%"))
     assert [tuple(r) for r in conn.execute("SELECT a, b, v FROM kv ORDER BY b")] == [(1, 2, "second"), (1, 3, "100%")]
+
+
+def test_server_errors_in_user_words_without_the_password(pg_server):
+    from tests.support.pgserver import free_port
+    url = pg_server.new_database()
+    store.connect(url, create=True).close()
+    cases = [(pg_server.url(url.rsplit("/", 1)[1], password="wrong-secret"), "refused the user name or password"),
+             (pg_server.url("no_such_db"), "no such database"),
+             (f"postgresql://hiplevel:wrong-secret@127.0.0.1:{free_port()}/x", "cannot be reached")]
+    for bad, words in cases:
+        r = subprocess.run([sys.executable, "-m", "host.cli", "sessions", "--db", bad], capture_output=True,
+                           text=True, cwd=ROOT, timeout=60)
+        assert r.returncode == 2 and words in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert "secret" not in r.stderr + r.stdout and ":***@" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "host.cli", "sessions"], capture_output=True, text=True, cwd=ROOT,
+                       timeout=60, env={**os.environ, "HIPLEVEL_DB": url})
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr  # an empty database lists nothing
