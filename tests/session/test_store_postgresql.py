@@ -95,3 +95,39 @@ def test_server_errors_in_user_words_without_the_password(pg_server):
     r = subprocess.run([sys.executable, "-m", "host.cli", "sessions"], capture_output=True, text=True, cwd=ROOT,
                        timeout=60, env={**os.environ, "HIPLEVEL_DB": url})
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr  # an empty database lists nothing
+
+
+def test_a_commit_cut_off_unanswered_is_looked_up_and_sent_again_once(pg_server, tmp_path):
+    """The station's connection is killed while the server is inside its COMMIT (a deferred trigger
+    holds the commit for 3 s; the test terminates that backend): the recorder cannot know whether the
+    commit was taken, looks it up on the server after reconnecting, and sends those frames again."""
+    url = pg_server.new_database()
+    setup = store.connect(url, create=True)
+    setup.executescript("""
+        CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS
+            $$ BEGIN PERFORM pg_sleep(3); RETURN NULL; END $$;
+        CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON frames DEFERRABLE INITIALLY DEFERRED
+            FOR EACH ROW WHEN (NEW.n = 300) EXECUTE FUNCTION slow_commit();
+    """)
+    frames = sim_frames(reps=3)[:600]
+    msgs = []
+    rec = Recorder(url, "P-300", report=msgs.append, commit_interval_s=0.1, spool_folder=tmp_path / "spool")
+    rec.start_block({})
+    for t, f in frames[:400]:
+        rec.frame(t, f)
+        time.sleep(0.002)
+    deadline = time.monotonic() + 10
+    killed = []
+    while not killed and time.monotonic() < deadline:
+        killed = setup.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                               "wait_event = 'PgSleep' AND query = 'COMMIT'").fetchall()
+        time.sleep(0.05)
+    assert killed, "the recorder's COMMIT was never seen waiting in the trigger"
+    for t, f in frames[400:]:
+        rec.frame(t, f)
+    line = rec.close()
+    assert "Recorded as session" in line, (line, msgs)
+    assert any("Recording goes on locally" in m for m in msgs)
+    conn = store.connect(url)
+    (s,) = store.list_sessions(conn)
+    assert [(t, f) for t, f, _ in store.frames(conn, s.blocks[0].id)] == frames  # once each, in order
