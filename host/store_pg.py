@@ -212,6 +212,15 @@ class Connection:
     def executescript(self, sql: str) -> Cursor:
         return Cursor(_call(self._conn.execute, sql))
 
+    def commit(self) -> None:
+        """As sqlite3's: commit the open transaction, if any."""
+        if self.in_transaction:
+            self.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self.in_transaction:
+            self.execute("ROLLBACK")
+
     @property
     def in_transaction(self) -> bool:
         import psycopg
