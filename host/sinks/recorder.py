@@ -3,8 +3,9 @@
 In: `frame(t_host_s, frame_bytes)` and `event(dict)` from runner.StreamRunner on the pipeline's thread, plus
 `start_block(settings)`, `marker(label, t_s)` and `close()` from the command or the GUI. These calls
 only append to an in-memory queue (a deque append: thread-safe, no lock, no I/O). Out: a writer
-thread drains the queue into the store (SQLite or PostgreSQL) every COMMIT_INTERVAL_S, one transaction per drain, so a killed
-process loses at most that interval and the file always opens cleanly (WAL, see host.store).
+thread drains the queue into the store (SQLite or PostgreSQL) every COMMIT_INTERVAL_S, one
+transaction per drain, so a killed process loses at most that interval and the file always opens
+cleanly (WAL, see host.store).
 
 Failures (full disk, read-only folder, damaged file) are said once through `report(message)` in
 plain words; recording stops, the live feedback goes on, and what was committed before is intact
@@ -115,10 +116,7 @@ class Recorder:
         except _Busy as e:
             self._say_waiting(str(e))
         except _Unreachable as e:
-            try:
-                self._go_offline([], str(e))
-            except OSError as spool_error:
-                self._fail(f"{e}, and the local spool cannot be written ({spool_error})")
+            if not self._go_offline([], str(e)):
                 return
         except (store.StoreError, *store.DB_ERRORS) as e:
             self._fail(str(e))
@@ -351,21 +349,28 @@ class Recorder:
         return "ok"
 
     # ---- while the server is away ----
-    def _go_offline(self, items: list, why: str, in_doubt=None) -> None:
-        """Keep recording into the local spool; `items` (not on the server, or in doubt) go first."""
+    def _go_offline(self, items: list, why: str, in_doubt=None) -> bool:
+        """Keep recording into the local spool; `items` (not on the server, or in doubt) go first.
+        False (said, recording stopped) when the spool itself cannot be written."""
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-        if self._spool is None:
-            self._spool = Spool(_ITEM_KINDS, self._spool_folder)
-            self.report(f"Recording goes on locally: {why}. What is recorded is kept on this machine and "
-                        "sent when the server answers again.")
-        if items:
-            self._spool.append(items)
-            self.spooled += len(items)
+        try:
+            if self._spool is None:
+                self._spool = Spool(_ITEM_KINDS, self._spool_folder)
+                self.report(f"Recording goes on locally: {why}. What is recorded is kept on this machine and "
+                            "sent when the server answers again.")
+            if items:
+                self._spool.append(items)
+                self.spooled += len(items)
+        except (OSError, sqlite3.Error) as e:
+            self._queue.clear()
+            self._fail(f"{why}, and the local spool cannot be written ({e})")
+            return False
         if in_doubt is not None:
             self._in_doubt = (*in_doubt, self._spool.last_seq())
         self._next_try = time.monotonic() + RECONNECT_INTERVAL_S
+        return True
 
     def _catch_up(self) -> None:
         """Reconnect (at most every RECONNECT_INTERVAL_S), settle an unanswered commit, then upload
