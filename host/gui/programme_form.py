@@ -10,7 +10,6 @@ next version; a mistake is shown under the form and nothing is written.
 """
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import asdict, fields
 
 from PySide6 import QtWidgets
@@ -133,7 +132,7 @@ class ProgrammeForm(QtWidgets.QDialog):
                 conn.commit()
             finally:
                 conn.close()
-        except (sqlite3.Error, store.StoreError) as e:
+        except (*store.DB_ERRORS, store.StoreError) as e:
             self.message.setText("Not saved: " + (str(e) if isinstance(e, store.StoreError)
                                                   else store.explain(e, self.db_path)))
             return None

@@ -97,8 +97,7 @@ def test_describe_in_plain_words():
     assert "3. keep-level, standing on the left leg: 1 set of 30 s hold" in text
 
 
-def test_versions_runs_steps_and_pain_in_the_store(tmp_path):
-    db = tmp_path / "s.sqlite"
+def test_versions_runs_steps_and_pain_in_the_store(db):  # on SQLite and PostgreSQL (tests/conftest.py)
     conn = store.connect(db, create=True)
     p = pg.from_toml(TOML)
     v1 = pg.save(conn, "P-017", p)
@@ -131,7 +130,7 @@ def test_versions_runs_steps_and_pain_in_the_store(tmp_path):
     third, resumed = pg.next_run(conn, pg.load(conn, "P-017"))
     assert not resumed and third.number == 2
     conn.commit()
-    with pytest.raises(sqlite3.IntegrityError):  # the schema refuses a pain rating off the scale
+    with pytest.raises(store.DB_ERRORS):  # the schema refuses a pain rating off the scale
         conn.execute("INSERT INTO pain_ratings VALUES (?, 1, 12, 'x')", (third.id,))
     conn.close()
 
@@ -147,11 +146,11 @@ def test_old_database_is_migrated(tmp_path):
     conn.close()
 
 
-def test_adherence_per_week_and_schedule_in_force(tmp_path):
+def test_adherence_per_week_and_schedule_in_force(db):
     """Three programme sessions over three weeks (one skipped week between), the third unfinished:
     the weeks, the prescription, each session's faded cue share, reps and pain; then as HTML."""
     from host.report.html import patient_report
-    conn = store.connect(tmp_path / "a.sqlite", create=True)
+    conn = store.connect(db, create=True)
     stored = pg.save(conn, "P-3", pg.from_toml(TOML))
     days = ["2026-11-02T09:00:00Z", "2026-11-04T09:00:00Z", "2026-11-18T09:00:00Z"]
     for k, day in enumerate(days):
