@@ -295,16 +295,18 @@ def test_a_command_changes_the_sample_rate():
             await host.tr.open()
             await host.tr.send(START)
             await host.pump(lambda h: h.dec.samples >= 200, timeout_s=10)
-            n = len(host.frames)
             await host.tr.send(encode_frame(Command(FrameType.CMD_SET_RATE, rate_hz=100)))
             # the chip has no 100 Hz: the firmware takes the nearest rate it has, 104 Hz
-            await host.pump(lambda h: h.dec.info.rate_hz == 104 and len(h.frames) > n + 30,
-                            timeout_s=10)
+            await host.pump(lambda h: h.dec.info.rate_hz == 104, timeout_s=10)
+            n = host.dec.samples
+            # 2 s at the new rate: the firmware's stamps settle on the chip's rate in its first
+            # second (SampleClock refits its line after 0.1, 0.3, 0.7, 1.5 s)
+            await host.pump(lambda h: h.dec.samples >= n + 2 * 104, timeout_s=10)
             await host.tr.close()
 
         run(go())
     assert host.dec.info.rate_hz == 104
-    last = [f for f, _ in host.data()][-10:]
+    last = [f for f, _ in host.data()][-20:]
     steps = np.diff([f.t_device_us for f in last]) / np.array([len(f.acc_raw) for f in last[:-1]])
     assert np.allclose(steps, 1e6 / 104, rtol=0.02)  # 104 Hz on the device clock
     assert host.dec.lost_samples == 0
