@@ -21,6 +21,7 @@ ODR is set).
 from __future__ import annotations
 
 import collections
+import struct
 
 import numpy as np
 
@@ -55,6 +56,7 @@ class SimLSM6DS3TRC:
         self._pending_word: int | None = None  # second byte of a half-read word
         self._block = None                  # samples computed ahead: (true times, FIFO words)
         self._block_i = 0                   # the next of them to take
+        self._update_period()
 
     # ---- configuration derived from the registers
     def _fifo_rate(self) -> float:
@@ -69,8 +71,11 @@ class SimLSM6DS3TRC:
 
     @property
     def period_s(self) -> float:
+        return self._period_s
+
+    def _update_period(self) -> None:  # after every register write (read on every advance)
         rate = self._fifo_rate()
-        return 1.0 / (rate * (1.0 + self.odr_error)) if rate else float("inf")
+        self._period_s = 1.0 / (rate * (1.0 + self.odr_error)) if rate else float("inf")
 
     # ---- time
     def advance(self, t_true_s: float) -> None:
@@ -135,12 +140,14 @@ class SimLSM6DS3TRC:
                 self.regs[:] = bytes(128)
                 self.regs[0x0F] = WHO_AM_I_VALUE
                 self.regs[self.CTRL3_C] = 0x04
+                self._update_period()
                 self._stop_fifo()
                 continue
             was_rate = self._fifo_rate()
             self.regs[r] = value
             if r in (self.CTRL1_XL, self.CTRL2_G):
                 self._block = None  # words computed ahead used the old full scale
+            self._update_period()
             if r == self.FIFO_CTRL5 and value & 0x7 == 0:  # bypass mode empties the FIFO
                 self._stop_fifo()
             elif self._fifo_rate() != was_rate:  # ODR changed: a new sample train
@@ -165,9 +172,22 @@ class SimLSM6DS3TRC:
             for i in range(n):
                 buf[i] = status[i] if i < 4 else 0
             return
-        if reg == self.FIFO_DATA_OUT_L:
-            for i in range(n):  # the address rolls back from _H to _L
-                buf[i] = self._fifo_byte()
+        if reg == self.FIFO_DATA_OUT_L:  # the address rolls back from _H to _L
+            i = 0
+            if n and self._pending_word is not None:
+                buf[0] = self._fifo_byte()
+                i = 1
+            k = min((n - i) // 2, len(self.fifo))  # whole words, at once
+            if k:
+                words = [self.fifo.popleft() & 0xFFFF for _ in range(k)]
+                buf[i:i + 2 * k] = struct.pack(f"<{k}H", *words)
+                sets_before = self._words_out // 6
+                self._words_out += k
+                for _ in range(self._words_out // 6 - sets_before):
+                    self.delivered_t.append(self.fifo_t.popleft())
+                i += 2 * k
+            for j in range(i, n):
+                buf[j] = self._fifo_byte()
             return
         for i in range(n):
             buf[i] = self.regs[(reg + i) % 128]
