@@ -83,7 +83,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--loss", type=loss_fraction, default=0.0, help="fraction of frames lost on the link")
     p.add_argument("--corrupt", type=loss_fraction, default=0.0, help="fraction of serial packets with a flipped byte")
     p.add_argument("--clock-jump", type=_clock_jump, default=None, metavar="AT:BY",
-                   help="serial link: the device clock jumps once by BY seconds (negative = back) at "
+                   help="serial link: the device's time stamps jump once by BY seconds (negative = back) at "
                         "AT seconds into the stream, e.g. 12:-5")
     p.add_argument("--no-noise", action="store_true", help="ideal sensor (no noise, no bias)")
     p.add_argument("--truth", metavar="FILE", help="write the true obliquity per sample to this CSV")

@@ -9,7 +9,8 @@ late still learns the scale factors. When the scenario is over the
 device says STOP and, a moment later, closes the link.
 
 `corrupt` flips a byte in that fraction of packets, to exercise the host's error handling;
-`clock_jump` = (at_s, by_s) makes the device clock jump once by by_s seconds at true time at_s.
+`clock_jump` = (at_s, by_s) makes the device's time stamps jump once by by_s seconds at true time
+at_s (SimDevice.jump_clock).
 """
 from __future__ import annotations
 

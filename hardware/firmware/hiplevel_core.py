@@ -3,7 +3,7 @@
 The same file runs on the board (copied to CIRCUITPY next to code.py, which is the board glue) and,
 under CPython, inside the simulator (`hiplevel sim`, firmware_sim/), so every end-to-end test runs
 this logic. It uses only what CircuitPython offers (struct, no numpy/dataclasses/typing/f-strings
-with nested specs); tests/firmware/test_circuitpython_subset.py checks that.
+with nested specs); tests/firmware/test_board_glue.py checks that.
 
 How data enters and leaves:
 - In: register reads and writes of the LSM6DS3TR-C through a `bus` object with
