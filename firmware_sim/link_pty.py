@@ -14,16 +14,28 @@ at_s (SimDevice.jump_clock).
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import pty
 import select
+import struct
 import sys
+import termios
 import time
 import tty
 
 from .firmware import core
 
 serial_wrap = core.serial_wrap  # the firmware's own serial framing (the host only decodes it)
+DRAIN_S = 10.0  # at the end, wait at most this long for the host to read what was written
+
+
+def _unread(slave: int) -> int:
+    """Bytes written to the pty that the host has not read yet (the slave side's input queue)."""
+    try:
+        return struct.unpack("i", fcntl.ioctl(slave, termios.FIONREAD, b"\0\0\0\0"))[0]
+    except OSError:
+        return 0
 
 
 def run_pty(device, speed: float = 1.0, out=sys.stdout, corrupt: float = 0.0,
@@ -70,6 +82,11 @@ def run_pty(device, speed: float = 1.0, out=sys.stdout, corrupt: float = 0.0,
                     if device.truth_file is not None:
                         device.truth_file.flush()  # complete before the host hears the end
                     write(device.stop_frame())
+                    # closing the pty throws away what the host has not read yet: a slow host (a
+                    # loaded machine) gets up to DRAIN_S to read to the end first
+                    drain_until = time.monotonic() + DRAIN_S
+                    while _unread(slave) and time.monotonic() < drain_until:
+                        time.sleep(0.02)
                     time.sleep(0.2)
                     return 0
             ready, _, _ = select.select([master], [], [], 0.002)
