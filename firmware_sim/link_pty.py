@@ -83,11 +83,19 @@ def run_pty(device, speed: float = 1.0, out=sys.stdout, corrupt: float = 0.0,
                         device.truth_file.flush()  # complete before the host hears the end
                     write(device.stop_frame())
                     # closing the pty throws away what the host has not read yet: a slow host (a
-                    # loaded machine) gets up to DRAIN_S to read to the end first
+                    # loaded machine) gets up to DRAIN_S to read to the end first. Nothing unread
+                    # for half a second: the kernel passes written bytes on to the reading side
+                    # a moment later, so one empty look is not enough
                     drain_until = time.monotonic() + DRAIN_S
-                    while _unread(slave) and time.monotonic() < drain_until:
+                    read_since = None
+                    while time.monotonic() < drain_until:
+                        if _unread(slave):
+                            read_since = None
+                        elif read_since is None:
+                            read_since = time.monotonic()
+                        elif time.monotonic() - read_since > 0.5:
+                            break
                         time.sleep(0.02)
-                    time.sleep(0.2)
                     return 0
             ready, _, _ = select.select([master], [], [], 0.002)
             if ready:
