@@ -215,7 +215,7 @@ class SimDevice:
         return self._outgoing(self.fw.handle_command(bytes(frame_bytes), self._counter(self.t_s)))
 
     def resend_from(self, seq: int) -> list[bytes]:
-        return self._outgoing(self.fw.resend_from(seq))
+        return self.fw.resend_from(seq)
 
     @property
     def finished(self) -> bool:
