@@ -214,10 +214,13 @@ def test_a_minute_of_200hz_streaming_loses_nothing():
     assert host.tr.mtu >= gatt.MIN_STREAM_MTU
     t_dev = np.concatenate([f.t_device_us + np.round(np.arange(len(f.acc_raw)) * PERIOD_US)
                             for f, _ in host.data()])
-    # the firmware stamps samples from its FIFO reads (a line refitted once a second): steps within
-    # 10 % of a period after the first second, no hole
-    off = np.abs(np.diff(t_dev[RATE_HZ:]) - PERIOD_US)
-    bad = np.nonzero(off > 0.1 * PERIOD_US)[0]
+    # the firmware stamps samples from its FIFO reads, on a line refitted at 0.1, 0.3, 0.7, 1.5, 2.5 s
+    # and then every second (hiplevel_core.SampleClock): no hole, steps within a quarter period
+    # while its period estimate is young, within 10 % once it spans 4 s (measured in-process over
+    # 50 seeds: at most 15 % and 3 %)
+    off = np.abs(np.diff(t_dev) - PERIOD_US)
+    settled = np.arange(len(off)) >= 4 * RATE_HZ
+    bad = np.nonzero(off > np.where(settled, 0.1, 0.25) * PERIOD_US)[0]
     assert not len(bad), f"steps off by {off[bad][:5]} us at sensor seconds {(bad[:5] + RATE_HZ) / RATE_HZ}"
 
 
