@@ -103,6 +103,31 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE frames ADD COLUMN late INTEGER NOT NULL DEFAULT 0;
     """,
+    # 2 -> 3: the clinic's web dashboard (host/server): clinics, their therapists' accounts, which
+    # clinic a patient belongs to (NULL: none yet, seen by no therapist) and the signed-in browser
+    # sessions. Portable SQL (SQLite and PostgreSQL): times are epoch seconds in REAL columns.
+    """
+    CREATE TABLE clinics (
+        id          INTEGER PRIMARY KEY,
+        name        TEXT NOT NULL UNIQUE,
+        created_utc TEXT NOT NULL
+    );
+    CREATE TABLE therapists (
+        id            INTEGER PRIMARY KEY,
+        clinic_id     INTEGER NOT NULL REFERENCES clinics(id),
+        username      TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL,          -- argon2id, never the password
+        created_utc   TEXT NOT NULL
+    );
+    ALTER TABLE patients ADD COLUMN clinic_id INTEGER REFERENCES clinics(id);
+    CREATE TABLE web_sessions (
+        token_sha256 TEXT PRIMARY KEY,        -- the cookie's digest: a stolen database signs nobody in
+        therapist_id INTEGER NOT NULL REFERENCES therapists(id) ON DELETE CASCADE,
+        csrf_token   TEXT NOT NULL,
+        created_s    REAL NOT NULL,           -- epoch seconds
+        seen_s       REAL NOT NULL
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -508,6 +533,148 @@ def side_stats(rep_events: list[dict]) -> dict[str, dict]:
                      "worst_drop_deg": max(drops), "mean_drop_deg": sum(drops) / len(drops),
                      "mean_duration_s": sum(durs) / len(durs) if durs else None}
     return out
+
+
+# ---- clinics and therapists (host/server, `hiplevel clinic`) ----
+
+@dataclass
+class Therapist:
+    id: int
+    clinic_id: int
+    clinic: str
+    username: str
+    password_hash: str
+
+
+def clinic_id(conn, name: str, create: bool = False) -> int | None:
+    row = conn.execute("SELECT id FROM clinics WHERE name = ?", (name,)).fetchone()
+    if row is not None:
+        return row[0]
+    if not create:
+        return None
+    return conn.execute("INSERT INTO clinics (name, created_utc) VALUES (?, ?)", (name, utc_now())).lastrowid
+
+
+def list_clinics(conn) -> list[dict]:
+    return [{"name": r[0], "therapists": r[1], "patients": r[2]} for r in conn.execute(
+        "SELECT c.name, (SELECT count(*) FROM therapists t WHERE t.clinic_id = c.id), "
+        "(SELECT count(*) FROM patients p WHERE p.clinic_id = c.id) FROM clinics c ORDER BY c.name")]
+
+
+def set_therapist(conn, clinic: str, username: str, password_hash: str) -> bool:
+    """Add a therapist account to `clinic` (made if new), or set a known one's password (it stays
+    in its clinic). Returns True when the account is new."""
+    row = conn.execute("SELECT id FROM therapists WHERE username = ?", (username,)).fetchone()
+    if row is not None:
+        conn.execute("UPDATE therapists SET password_hash = ? WHERE id = ?", (password_hash, row[0]))
+        conn.execute("DELETE FROM web_sessions WHERE therapist_id = ?", (row[0],))  # signed out everywhere
+        return False
+    cid = clinic_id(conn, clinic, create=True)
+    conn.execute("INSERT INTO therapists (clinic_id, username, password_hash, created_utc) VALUES (?, ?, ?, ?)",
+                 (cid, username, password_hash, utc_now()))
+    return True
+
+
+def therapist(conn, *, username: str | None = None, therapist_id: int | None = None) -> Therapist | None:
+    col, val = ("t.username", username) if username is not None else ("t.id", therapist_id)
+    r = conn.execute("SELECT t.id, t.clinic_id, c.name, t.username, t.password_hash FROM therapists t "
+                     f"JOIN clinics c ON c.id = t.clinic_id WHERE {col} = ?", (val,)).fetchone()
+    return Therapist(*r) if r is not None else None
+
+
+def assign_patient(conn, label: str, clinic: str) -> None:
+    """Put a patient (made if new) under a clinic: its therapists see the patient from then on."""
+    cid = clinic_id(conn, clinic)
+    if cid is None:
+        raise StoreError(f"no clinic {clinic!r} (add a therapist to it first: `hiplevel clinic add-therapist`)")
+    conn.execute("UPDATE patients SET clinic_id = ? WHERE id = ?", (cid, patient_id(conn, label)))
+
+
+def clinic_patients(conn, clinic_id_: int) -> list[dict]:
+    """The clinic's patients by label, with their session count and last session's start."""
+    return [{"id": r[0], "label": r[1], "sessions": r[2], "last_utc": r[3]} for r in conn.execute(
+        "SELECT p.id, p.label, count(s.id), max(s.started_utc) FROM patients p "
+        "LEFT JOIN sessions s ON s.patient_id = p.id WHERE p.clinic_id = ? GROUP BY p.id, p.label "
+        "ORDER BY p.label", (clinic_id_,))]
+
+
+def patient_of_clinic(conn, patient_id_: int, clinic_id_: int) -> str | None:
+    """The label of patient `patient_id_` if it belongs to the clinic, else None (not found and
+    not theirs look the same from outside)."""
+    r = conn.execute("SELECT label FROM patients WHERE id = ? AND clinic_id = ?", (patient_id_, clinic_id_)).fetchone()
+    return r[0] if r else None
+
+
+def session_of_clinic(conn, session_id: int, clinic_id_: int) -> SessionInfo | None:
+    r = conn.execute("SELECT 1 FROM sessions s JOIN patients p ON p.id = s.patient_id "
+                     "WHERE s.id = ? AND p.clinic_id = ?", (session_id, clinic_id_)).fetchone()
+    return get_session(conn, session_id) if r else None
+
+
+def open_blocks(conn, clinic_id_: int) -> list[dict]:
+    """Blocks of the clinic's patients still being recorded (no `end` event, session not closed),
+    newest first. A station killed mid-block leaves one open too: the live view says when no new
+    data came."""
+    return [{"block_id": r[0], "session_id": r[1], "number": r[2], "exercise": r[3], "started_utc": r[4],
+             "patient": r[5], "frames": r[6], "source": r[7]} for r in conn.execute(
+        "SELECT b.id, b.session_id, b.number, b.exercise, b.started_utc, p.label, b.frame_count, s.source "
+        "FROM blocks b JOIN sessions s ON s.id = b.session_id JOIN patients p ON p.id = s.patient_id "
+        "WHERE p.clinic_id = ? AND b.end_json IS NULL AND s.ended_utc IS NULL ORDER BY b.started_utc DESC, b.id DESC",
+        (clinic_id_,))]
+
+
+def block_of_clinic(conn, block_id: int, clinic_id_: int) -> BlockInfo | None:
+    r = conn.execute("SELECT b.* FROM blocks b JOIN sessions s ON s.id = b.session_id JOIN patients p "
+                     "ON p.id = s.patient_id WHERE b.id = ? AND p.clinic_id = ?", (block_id, clinic_id_)).fetchone()
+    return _block_from_row(r) if r else None
+
+
+def block(conn, block_id: int) -> BlockInfo | None:
+    r = conn.execute("SELECT * FROM blocks WHERE id = ?", (block_id,)).fetchone()
+    return _block_from_row(r) if r else None
+
+
+def frames_after(conn, block_id: int, after_n: int, limit: int = 4096) -> list[tuple[int, float, bytes, bool]]:
+    """(n, t_host_s, frame_bytes, late) of the frames committed after frame `after_n` (live tail)."""
+    return [(r[0], r[1], bytes(r[2]), bool(r[3])) for r in conn.execute(
+        "SELECT n, t_host_s, data, late FROM frames WHERE block_id = ? AND n > ? ORDER BY n LIMIT ?",
+        (block_id, after_n, limit))]
+
+
+def events_after(conn, block_id: int, after_id: int) -> list[tuple[int, float, dict]]:
+    """(id, t_host_s, event) of the events committed after event `after_id` (live tail)."""
+    return [(r[0], r[1], json.loads(r[2])) for r in conn.execute(
+        "SELECT id, t_host_s, json FROM events WHERE block_id = ? AND id > ? ORDER BY id", (block_id, after_id))]
+
+
+def add_web_session(conn, token_sha256: str, therapist_id: int, csrf_token: str, now_s: float,
+                    idle_s: float, max_s: float) -> None:
+    """A new signed-in browser session; the expired ones of anyone are deleted on the way."""
+    conn.execute("DELETE FROM web_sessions WHERE seen_s < ? OR created_s < ?", (now_s - idle_s, now_s - max_s))
+    conn.execute("INSERT INTO web_sessions (token_sha256, therapist_id, csrf_token, created_s, seen_s) "
+                 "VALUES (?, ?, ?, ?, ?)", (token_sha256, therapist_id, csrf_token, now_s, now_s))
+
+
+WEB_SESSION_TOUCH_S = 60.0  # a session's last use is written at most this often: most requests only read
+
+
+def web_session(conn, token_sha256: str, now_s: float, idle_s: float, max_s: float) -> tuple[int, str] | None:
+    """(therapist_id, csrf_token) of a signed-in browser session that has not expired (idle for
+    longer than idle_s, or older than max_s), else None (an expired one is deleted)."""
+    r = conn.execute("SELECT therapist_id, csrf_token, created_s, seen_s FROM web_sessions WHERE token_sha256 = ?",
+                     (token_sha256,)).fetchone()
+    if r is None:
+        return None
+    if r[3] < now_s - idle_s or r[2] < now_s - max_s:
+        end_web_session(conn, token_sha256)
+        return None
+    if now_s - r[3] > WEB_SESSION_TOUCH_S:
+        conn.execute("UPDATE web_sessions SET seen_s = ? WHERE token_sha256 = ?", (now_s, token_sha256))
+    return r[0], r[1]
+
+
+def end_web_session(conn, token_sha256: str) -> None:
+    conn.execute("DELETE FROM web_sessions WHERE token_sha256 = ?", (token_sha256,))
 
 
 def progress(conn, patient: str) -> list[dict]:

@@ -12,6 +12,7 @@ BENCHES = {
     "latency": ("host.bench.latency", "cue latency through the real audio path"),
     "reps": ("host.bench.reps", "rep detection and cue accuracy over simulated scenarios"),
     "calibration": ("host.bench.calibration", "mounting calibration, lost frames and clock drift against simulator truth"),
+    "clinic": ("host.bench.clinic", "stations recording into one database, watched live through hiplevel serve"),
 }
 
 

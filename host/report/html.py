@@ -5,7 +5,8 @@ fonts or images to fetch), readable in any browser without the app.
 In: the session store (host.store) and, for the angle plots, host.session.review (each block
 replayed with its stored settings through the live pipeline); reps, cues, set summaries and markers
 are as recorded live. A patient report reads only the indexed rep columns (store.progress).
-Out: HTML text; host/commands/report.py writes it to a file.
+Out: HTML text; host/commands/report.py writes it to a file; the web dashboard (host/server) shows
+the same content (`session_body`, `patient_body`) inside its own pages.
 """
 from __future__ import annotations
 
@@ -144,6 +145,11 @@ def side_table(reps: list[dict]) -> str:
 
 
 def session_report(conn, session: store.SessionInfo) -> str:
+    return page(f"hiplevel session {session.id} ({session.patient})", session_body(conn, session))
+
+
+def session_body(conn, session: store.SessionInfo) -> str:
+    """The session report's content without the page around it (the web dashboard embeds it)."""
     parts = [f"<h1>Session {session.id} — patient {esc(session.patient)}</h1>",
              f'<p class="meta">{esc(store.local_time(session.started_utc))} · {fmt_duration(session.duration_s)} '
              f"(min:s) · {esc(session.source or 'sensor')} · {esc(session.status)} · "
@@ -153,7 +159,7 @@ def session_report(conn, session: store.SessionInfo) -> str:
                      "the recording); everything recorded up to then is shown.</p>")
     for b in session.blocks:
         parts.append(block_section(conn, session, b))
-    return page(f"hiplevel session {session.id} ({session.patient})", "\n".join(parts))
+    return "\n".join(parts)
 
 
 def block_section(conn, session, b: store.BlockInfo) -> str:
@@ -234,6 +240,11 @@ def block_section(conn, session, b: store.BlockInfo) -> str:
 # ---- patient progress ----
 
 def patient_report(patient: str, rows: list[dict]) -> str:
+    return page(f"hiplevel progress, patient {patient}", patient_body(patient, rows))
+
+
+def patient_body(patient: str, rows: list[dict]) -> str:
+    """The progress report's content without the page around it (the web dashboard embeds it)."""
     parts = [f"<h1>Progress — patient {esc(patient)}</h1>"]
     if not rows:
         parts.append("<p>No sessions recorded for this patient yet.</p>")
@@ -242,7 +253,7 @@ def patient_report(patient: str, rows: list[dict]) -> str:
         parts.append(f"<h2>{esc(exercise)}</h2>")
         parts.append(progress_charts(ex_rows))
         parts.append(progress_table(ex_rows))
-    return page(f"hiplevel progress, patient {patient}", "\n".join(parts))
+    return "\n".join(parts)
 
 
 def progress_charts(rows: list[dict]) -> str:
