@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 SYSPKGS := python3 python3-venv pulseaudio pulseaudio-utils libportaudio2 libasound2-plugins \
 	xvfb xauth libxkbcommon0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 \
 	libxcb-xinput0 libxcb-cursor0 libxcb-randr0 libxcb-render-util0 libxcb-shape0 libegl1 libgl1 \
-	libfontconfig1 libdbus-1-3 chromium chromium-driver
+	libfontconfig1 libdbus-1-3 chromium chromium-driver postgresql
 PYTHON ?= python3
 
 .PHONY: demo test sysdeps venv bench enclosure clean

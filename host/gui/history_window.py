@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -33,12 +32,12 @@ class HistoryWindow(QtWidgets.QMainWindow):
 
     def __init__(self, db_path, patient: str | None = None, parent=None):
         super().__init__(parent)
-        self.db_path = Path(db_path)
+        self.db_path = store.db_target(db_path)
         store.connect(self.db_path).close()   # a missing or foreign file fails here, in words (StoreError)
         self.sessions: list[store.SessionInfo] = []
         self.progress_rows: list[dict] = []
         self.reviews: list[ReviewWindow] = []
-        root = window_frame(self, f"hiplevel — history ({self.db_path})", 1320, 900)
+        root = window_frame(self, f"hiplevel — history ({store.shown(self.db_path)})", 1320, 900)
 
         top = QtWidgets.QHBoxLayout()
         caption = QtWidgets.QLabel("Patient")
@@ -182,7 +181,7 @@ class HistoryWindow(QtWidgets.QMainWindow):
                 if patient is None or patient not in patients:
                     last = store.list_sessions(conn)
                     patient = last[-1].patient if last else (patients[0] if patients else None)
-        except (sqlite3.Error, store.StoreError) as e:
+        except (*store.DB_ERRORS, store.StoreError) as e:
             self.status_label.setText(str(e) if isinstance(e, store.StoreError) else store.explain(e, self.db_path))
             return
         self.patient_combo.blockSignals(True)
@@ -197,12 +196,12 @@ class HistoryWindow(QtWidgets.QMainWindow):
         self.show_patient(patient)
 
     def show_patient(self, patient: str) -> None:
-        status = f"Database: {self.db_path}"
+        status = f"Database: {store.shown(self.db_path)}"
         try:
             with self._db() as conn:
                 self.sessions = store.list_sessions(conn, patient) if patient else []
                 self.progress_rows = store.progress(conn, patient) if patient else []
-        except (sqlite3.Error, store.StoreError) as e:
+        except (*store.DB_ERRORS, store.StoreError) as e:
             status = str(e) if isinstance(e, store.StoreError) else store.explain(e, self.db_path)
             self.sessions, self.progress_rows = [], []
         self._fill_table()
