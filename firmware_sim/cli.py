@@ -10,14 +10,13 @@ import argparse
 import sys
 
 from host.commands.argtypes import loss_fraction, number, positive, tcp_port
-
 from host.protocol.frames import SEQ_MODULO
 
 from .device import RATES_HZ, SimDevice
 from .firmware import core
+from .motion import EXERCISES, SIDES, SWINGS, Scenario
 
 DEFAULT_RATE_HZ = core.DEFAULT_RATE_HZ
-from .motion import EXERCISES, SIDES, SWINGS, Scenario
 
 
 def _drops(text: str) -> list[float]:
@@ -90,7 +89,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--loss", type=loss_fraction, default=0.0, help="fraction of frames lost on the link")
     p.add_argument("--corrupt", type=loss_fraction, default=0.0, help="fraction of serial packets with a flipped byte")
     p.add_argument("--clock-jump", type=_clock_jump, default=None, metavar="AT:BY",
-                   help="serial link: the device clock jumps once by BY seconds (negative = back) at "
+                   help="serial link: the device's time stamps jump once by BY seconds (negative = back) at "
                         "AT seconds into the stream, e.g. 12:-5")
     p.add_argument("--no-noise", action="store_true", help="ideal sensor (no noise, no bias)")
     p.add_argument("--truth", metavar="FILE", help="write the true obliquity per sample to this CSV")
@@ -101,9 +100,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         help="the sample numbering jumps by 2^31 once at this true time (the clock runs on)")
     faults.add_argument("--stall-at", type=positive, default=None, metavar="S",
                         help="the IMU stops at this true time: no more samples, INFO goes on every second")
+    prog = p.add_argument_group("following a programme (firmware_sim/programme.py)")
+    prog.add_argument("--programme", metavar="FILE", default=None,
+                      help="do the steps of this programme file (TOML), as `hiplevel today` runs them")
+    prog.add_argument("--from-step", type=int, default=0, metavar="K", help="start at step K (0 = the first)")
+    prog.add_argument("--steps", type=int, default=None, metavar="N", help="do only N steps (an interrupted session)")
 
 
 def scenario_from_args(args) -> Scenario:
+    if getattr(args, "programme", None):
+        from .programme import programme_scenario
+        try:
+            return programme_scenario(args.programme, args.from_step, args.steps, rep_s=args.rep_seconds,
+                                      calibration_bends=args.bends)
+        except OSError as e:
+            raise ValueError(f"cannot read the programme file {args.programme}: {e.strerror}") from None
     drops = args.drops or [6.0]
     reps = args.reps if args.reps is not None else (len(args.drops) if args.drops else 5)
     if reps < 0:
@@ -134,24 +145,25 @@ class FaultyDevice:
     def __getattr__(self, name):
         return getattr(self._device, name)
 
+    def __setattr__(self, name, value):  # the link sets `wall_clock` and `streaming` on the device
+        if name.startswith("_"):
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._device, name, value)
+
     def frames_due(self, t_true_s: float) -> list[bytes]:
         dev, out = self._device, []
         while self._faults and self._faults[0][0] <= t_true_s:
             at_s, kind = self._faults.pop(0)
-            if not self._stalled:
-                out += dev.frames_due(at_s)
+            out += dev.frames_due(at_s)
             if kind == "stall":
                 self._stalled = True
+                dev.stall()
             elif kind == "jump":
-                dev._seq = (dev._seq + SEQ_MODULO // 2) % SEQ_MODULO
+                out += dev.jump_seq(SEQ_MODULO // 2)
             else:  # reboot: up-time starts again from ~0.3 s (the true-time mapping moves with it)
-                shift = dev._dev_us - 300_000.0
-                dev._dev_us -= shift
-                dev.boot_us -= shift
-                dev._seq = 0
-                dev._history.clear()
-                out.append(dev.info_frame())  # a booting sensor announces itself
-        return out if self._stalled else out + dev.frames_due(t_true_s)
+                out += dev.reboot(up_s=0.3)
+        return out + dev.frames_due(t_true_s)
 
     @property
     def finished(self) -> bool:

@@ -52,6 +52,7 @@ from .firmware import core
 log = logging.getLogger(__name__)
 
 TICK_S = 0.005              # pacing step of the firmware loop (wall clock)
+MAX_STEP_S = 0.1            # at most this much sensor time is run per tick
 FINISH_LINGER_S = 1.0       # after CMD_STOP, stay on air this long so it is delivered
 FINISH_WAIT_S = 10.0        # scenario over while no host is connected: wait this long for one
 
@@ -390,7 +391,10 @@ class SensorPeripheral:
                 continue
             t_true = sensor_time(self.t0, speed, dropout_at_s, dropout_for_s, radio)
             if not self.sim.finished:
-                self.unsent.extend(self.sim.frames_due(t_true))
+                # a bounded step: a starved process catches up over several ticks, so the radio and
+                # the GATT server are served in between (one long catch-up would let the host's
+                # 1.5 s quiet-link check drop the link)
+                self.unsent.extend(self.sim.frames_due(min(t_true, self.sim.t_s + MAX_STEP_S)))
                 limit = int(self.sim.history_s * self.sim.rate_hz) + 1
                 while len(self.unsent) > limit:  # bounded like the device's history
                     self.unsent.popleft()

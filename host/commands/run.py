@@ -16,6 +16,7 @@ from host.errors import UserError
 from host.processing.estimators import DEFAULT_ESTIMATOR, ESTIMATORS
 from host.processing.exercise import EXERCISES, FEEDBACK, SWINGS, THRESHOLD_DEFAULT_DEG, ExerciseConfig
 from host.processing.pipeline import PipelineConfig
+from host.protocol.frames import SENSOR_RATES_HZ
 from host.session.live_app import LiveOptions, run_live
 from host.sinks.lsl import settings_from_args
 
@@ -61,6 +62,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "belt sits; standing: stand still only, belt assumed square over the sacrum")
     p.add_argument("--estimator", default=DEFAULT_ESTIMATOR, choices=sorted(ESTIMATORS),
                    help=f"orientation filter (default {DEFAULT_ESTIMATOR})")
+    p.add_argument("--rate", type=int, choices=SENSOR_RATES_HZ, default=None, metavar="HZ",
+                   help="ask the sensor for this sample rate: 52, 104, 208 or 416 Hz, the LSM6DS3TR-C's "
+                        "rates (default: the sensor's own, 208 on the hiplevel firmware)")
     p.add_argument("--headless", action="store_true", help="console view instead of a window")
     p.add_argument("--events", metavar="PATH", help="write events as JSON lines to PATH ('-' = stdout)")
     p.add_argument("--angles", metavar="PATH", help="write the angle of every sample to a CSV file")
@@ -128,7 +132,7 @@ def live_options(args) -> LiveOptions:
                        volume=args.volume, private_audio=getattr(args, "private_audio", False),
                        record=not args.no_record, db=args.db, patient=args.patient,
                        title=f"hiplevel — {args.exercise}, {args.stance} leg stance",
-                       lsl=settings_from_args(args))
+                       rate_hz=getattr(args, "rate", None), lsl=settings_from_args(args))
 
 
 def run(args) -> int:

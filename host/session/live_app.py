@@ -32,6 +32,7 @@ class LiveOptions:
     db: str | None = None
     patient: str = "default"
     title: str = "hiplevel"
+    rate_hz: int | None = None        # ask the sensor for this sample rate (SET_RATE); None: its own
     lsl: object | None = None         # host.sinks.lsl.LslSettings: stream to LSL (--lsl)
 
 
@@ -157,7 +158,8 @@ def run_live(transport, cfg: PipelineConfig, opts: LiveOptions) -> int:
     player = open_cue_player(opts.mute, opts.volume, opts.private_audio, say)
     recorder = open_recorder(opts, cfg, say, live)  # None without recording; never stops the session
     session = StreamRunner(transport, cfg, events=events, live=live,
-                           cue=AudioCueSink(player) if player else None, trace=trace, recorder=recorder)
+                           cue=AudioCueSink(player) if player else None, trace=trace, recorder=recorder,
+                           rate_hz=opts.rate_hz)
     if lsl is not None:
         lsl.attach(session)
     try:

@@ -339,9 +339,16 @@ class BleTransport(Transport):
             cmd = decode_frame(frame_bytes)
         except FrameError:
             return
-        if not isinstance(cmd, Command) or cmd.type not in (FrameType.CMD_START, FrameType.CMD_STOP):
-            return  # nothing to resend from, no rate to change while streaming
         d = devices.driver(self.kind)
+        if isinstance(cmd, Command) and cmd.type == FrameType.CMD_SET_RATE:  # `run --rate` before START
+            if cmd.rate_hz not in d.RATES_HZ:
+                raise TransportError(f"a {d.LABEL} streams at {', '.join(map(str, d.RATES_HZ))} Hz, not "
+                                     f"{cmd.rate_hz} (choose its rate with --sensor-rate)")
+            if not self._started:
+                self._decoder = d.Decoder(cmd.rate_hz)
+            return
+        if not isinstance(cmd, Command) or cmd.type not in (FrameType.CMD_START, FrameType.CMD_STOP):
+            return  # nothing to resend from
         writes = d.start_writes(self._decoder.rate_hz) if cmd.type == FrameType.CMD_START else d.stop_writes()
         try:
             for char_uuid, value in writes:
