@@ -29,6 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--headless", action="store_true", help="console view instead of a window")
     p.add_argument("--mute", action="store_true")
     p.add_argument("--events", metavar="PATH", help="write events as JSON lines")
+    from host.sinks.lsl import add_arguments as add_lsl_arguments
+    add_lsl_arguments(p)
 
 
 def start_sim(sim_args: list[str]) -> tuple[subprocess.Popen, str]:
@@ -47,6 +49,7 @@ def run(args) -> int:
     from host.processing.exercise import ExerciseConfig
     from host.processing.pipeline import PipelineConfig
     from host.session.live_app import LiveOptions, run_live
+    from host.sinks.lsl import settings_from_args
     sim_args = ["--exercise", args.exercise, "--stance", args.stance, "--drops", args.drops,
                 "--speed", str(args.speed)]
     if args.reps is not None:
@@ -56,7 +59,8 @@ def run(args) -> int:
                                                  threshold_right_deg=args.threshold))
     # private_audio: a headless box without sound still plays the tone (into a silent virtual output)
     opts = LiveOptions(headless=args.headless, events=args.events, mute=args.mute, private_audio=True,
-                       patient="demo", title=f"hiplevel — {args.exercise}, {args.stance} leg stance")
+                       patient="demo", title=f"hiplevel — {args.exercise}, {args.stance} leg stance",
+                       lsl=settings_from_args(args))
     proc, port = start_sim(sim_args)
     print(f"Simulated sensor on {port}: {args.exercise}, standing on the {args.stance} leg. "
           f"It calibrates (stands still, then bends forward twice), then the reps begin.", flush=True)

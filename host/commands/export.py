@@ -14,7 +14,6 @@ import json
 import math
 import os
 import shutil
-import sqlite3
 import tempfile
 from pathlib import Path
 
@@ -162,7 +161,7 @@ def run(args) -> int:
         except OSError as e:
             raise UserError(f"writing the CSV files in {out_dir} failed: {e.strerror}; nothing was "
                             "changed there") from None
-        except sqlite3.Error as e:
+        except store.DB_ERRORS as e:
             raise UserError(f"{store.explain(e, args.db or store.default_db_path())}; the export stopped and "
                             f"nothing was changed in {out_dir}") from None
         finally:

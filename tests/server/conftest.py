@@ -1,5 +1,6 @@
 """Fixtures for the dashboard's tests: one database with two clinics (recorded through the real
-recorder), an app on it, and signing in through the real form."""
+recorder), an app on it, and signing in through the real form. Every test runs on both backends: an
+SQLite file and a database on the real PostgreSQL server (tests/support/pgserver.py)."""
 import re
 import warnings
 
@@ -12,9 +13,12 @@ with warnings.catch_warnings():  # starlette's TestClient says it prefers httpx2
     from fastapi.testclient import TestClient
 
 
-@pytest.fixture(scope="package")
-def clinic_db(tmp_path_factory):
-    db = tmp_path_factory.mktemp("clinic") / "sessions.sqlite"
+@pytest.fixture(scope="package", params=["sqlite", "postgresql"])
+def clinic_db(request, tmp_path_factory):
+    if request.param == "sqlite":
+        db = tmp_path_factory.mktemp("clinic") / "sessions.sqlite"
+    else:
+        db = request.getfixturevalue("pg_server").new_database()
     return db, two_clinics(db)
 
 
