@@ -176,10 +176,9 @@ class LateralStepDown(Mode):
     and creeps back with the leak, and a slow error in the acceleration (an accelerometer bias seen
     at another angle as the pelvis leans, a tilt error) shifts it by centimetres. Counting against a
     fixed zero lost steps under noise; so a step starts when the depth rises RISE_ON_M above its
-    least since the last step (`trough`, which relaxes toward zero with the same leak) while the
-    pelvis goes down faster than V_ON_M_S (the creep back from an undershoot is slower), and ends
-    when the depth has come back by half of that rise. `depth_m` is the step's rise above that
-    trough."""
+    least since the last step (`trough`, which relaxes toward zero with the same leak, so the
+    creep back from an undershoot is not a step) and ends when the depth has come back by half of
+    that rise. `depth_m` is the step's rise above that trough."""
     needs_motion = True
     TAU_S, BIAS_TAU_S = 1.5, 4.0
     RISE_ON_M = 0.04          # down this far from the trough: a step has started
@@ -187,7 +186,6 @@ class LateralStepDown(Mode):
     FALL_MIN_M = 0.02
     SETTLE_S = 0.1            # ... for this long
     TROUGH_DRIFT_M_S = 0.01   # the trough follows a drift up this fast (a step goes down 4x faster)
-    V_ON_M_S = 0.05           # and going down this fast (the creep back from an undershoot is slower)
 
     def __init__(self, cfg):
         super().__init__(cfg)
@@ -211,14 +209,14 @@ class LateralStepDown(Mode):
         depth = -self.height.update(t_s, v)
         dt = 0.0 if self._t is None else min(0.05, max(0.0, t_s - self._t))
         self._t = t_s
-        return self._follow(ex, t_s, drop, self._step(t_s, depth, v, dt), depth - self._start_trough, "depth_m", 3)
+        return self._follow(ex, t_s, drop, self._step(t_s, depth, dt), depth - self._start_trough, "depth_m", 3)
 
-    def _step(self, t_s: float, depth: float, v: float, dt: float) -> str | None:
+    def _step(self, t_s: float, depth: float, dt: float) -> str | None:
         """'start', 'end' or None, from the depth's rise above its trough and its way back."""
         if not self._stepping:
             # the filter's rest level comes back up from an undershoot with its own leak: so does the trough
             self._trough = min(depth, self._trough * (1.0 - dt / self.TAU_S) + self.TROUGH_DRIFT_M_S * dt)
-            if depth - self._trough > self.RISE_ON_M and v < -self.V_ON_M_S:
+            if depth - self._trough > self.RISE_ON_M:
                 self._stepping, self._start_trough, self._peak_depth = True, self._trough, depth
                 self._back_since = None
                 return "start"
