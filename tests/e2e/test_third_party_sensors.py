@@ -73,10 +73,12 @@ def test_movella_dot_hip_dip_set_with_lost_notifications_and_a_dropout(tmp_path)
     assert "Samples:" in r.stdout and "lost:" in r.stdout
 
 
-def test_movesense_at_208_hz_named_with_sensor_and_ended_by_ctrl_c(tmp_path):
+def test_movesense_at_208_hz_named_with_sensor_through_a_dropout_and_ended_by_ctrl_c(tmp_path):
     ev, truth = tmp_path / "ev.jsonl", tmp_path / "truth.csv"
-    sim = SimProcess(["--link", "ble", "--as", "movesense", "--drops", DROPS, "--bends", 0, "--speed", 2,
-                      "--loss", 0.02, "--truth", truth, "--seed", 4], "ble", 2)
+    # as for the DOT: the dropout falls in the standing still before the reps
+    sim = SimProcess(["--link", "ble", "--as", "movesense", "--drops", DROPS, "--bend-deg", 0, "--speed", 2,
+                      "--loss", 0.02, "--dropout-at", 5, "--dropout-for", 2, "--truth", truth,
+                      "--seed", 4], "ble", 2)
     address, hci = sim.where
     app = subprocess.Popen(hiplevel("run", "--ble", address, "--ble-hci", hci, "--sensor", "movesense",
                                     "--sensor-rate", 208, "--calibration", "standing", "--headless",
@@ -93,8 +95,15 @@ def test_movesense_at_208_hz_named_with_sensor_and_ended_by_ctrl_c(tmp_path):
         sim.stop()
     assert app.returncode == 0, err + out
     events = _events(ev)
-    connected = next(e for e in events if e["event"] == "connected")
-    assert connected["sensor"] == "movesense" and connected["address"] == address
+    kinds = [e["event"] for e in events]
+    # one disconnect in the dropout, one when the finished sensor goes off the air before Ctrl-C
+    assert kinds.count("connected") == 2 and kinds.count("disconnected") == 2
+    assert kinds.index("disconnected") < max(i for i, k in enumerate(kinds) if k == "connected")
+    for connected in (e for e in events if e["event"] == "connected"):
+        assert connected["sensor"] == "movesense" and connected["address"] == address
+    # the reconnect subscribed again (Movesense: a new subscription request): reps came after it
+    i_back = max(i for i, k in enumerate(kinds) if k == "connected")
+    assert any(k == "rep" for k in kinds[i_back:])
     end = events[-1]
     assert end["event"] == "end" and end["reason"] == "ended by the user"
     reps = [e for e in events if e["event"] == "rep"]
@@ -104,5 +113,5 @@ def test_movesense_at_208_hz_named_with_sensor_and_ended_by_ctrl_c(tmp_path):
     truth_rows = np.genfromtxt(truth, delimiter=",", names=True, dtype=None, encoding="utf-8")
     dur_s = (truth_rows["t_device_us"][-1] - truth_rows["t_device_us"][0]) * 1e-6
     assert abs((end["samples"] + end["lost_samples"]) / dur_s - 208) < 3
-    gaps = _check_gaps(events, truth, 208)
+    gaps = _check_gaps(events, truth, 208, dropout_min_samples=2 * 208)
     assert all(g["lost_samples"] % 8 == 0 for g in gaps)  # whole notifications of 8 samples
