@@ -7,8 +7,9 @@ rep_index, phase_names, duration_s) for `SimDevice`: the calibration (still, two
 settle), then each step's reps (or hold) on its stance leg, each followed by standing still for the
 step's rest plus `REST_SLACK_S` (the host's rest timer ends first, as a patient waits for "go").
 Hip dips go 2 deg past the target; single-leg squats alternate 2.5 deg inside and 2 deg past the
-limit (every other rep a fault); keep-level stands with sway. An exercise this module does not know
-moves like the hip dip. Sway is added over the whole timeline so segments join without a jump.
+limit (every other rep a fault); keep-level stands with sway; Captain Morgans, fire hydrants and
+lateral step-downs move as `motion.Scenario` moves them, 2 deg past the threshold. An exercise this
+module does not know moves like the hip dip. Sway is added over the whole timeline so segments join without a jump.
 """
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ import numpy as np
 from .motion import Scenario, min_jerk, rot_x, rot_y, rot_z
 
 REST_SLACK_S = 2.5
+# Exercises whose motion.Scenario takes a drop per rep as they are: each rep goes 2 deg past the
+# threshold (a Captain Morgan reaches its target; the others drop the free side too far).
+PAST_THE_THRESHOLD = ("captain-morgan", "fire-hydrant", "lateral-step-down")
 END_S = 3.0
 
 
@@ -30,6 +34,8 @@ def _step_scenario(step, rep_s: float) -> Scenario:
     if cfg.exercise == "single-leg-squat":
         drops = [max(0.5, thr - 2.5) if i % 2 == 0 else thr + 2.0 for i in range(step.reps)]
         exercise = "single-leg-squat"
+    elif cfg.exercise in PAST_THE_THRESHOLD:
+        drops, exercise = [thr + 2.0] * step.reps, cfg.exercise
     else:
         drops, exercise = [thr + 2.0] * step.reps, "hip-dip"
     return Scenario(exercise=exercise, stance=step.stance, drops_deg=drops, rep_s=rep_s, still_s=0.0,

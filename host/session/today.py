@@ -38,7 +38,10 @@ PAIN_WAIT_AFTER_LAST_S = 15.0   # sensor seconds the last item's pain question w
 NO_MORE_ANSWERS = "no more answers"  # put in the pain queue when its source has ended (EOF)
 
 EXERCISE_WORDS = {"hip-dip": ("hip dip", "hip dips"), "single-leg-squat": ("single leg squat", "single leg squats"),
-                  "keep-level": ("keep level", "keep level")}
+                  "keep-level": ("keep level", "keep level"), "captain-morgan": ("Captain Morgan", "Captain Morgans"),
+                  "fire-hydrant": ("fire hydrant", "fire hydrants"), "hip-swings": ("hip swing", "hip swings"),
+                  "lateral-step-down": ("lateral step down", "lateral step downs"),
+                  "pelvic-tilt": ("pelvic tilt", "pelvic tilts"), "timed-hold": ("hold", "holds")}
 
 # Calibration failures said in patient words: what to do, no degrees to judge.
 CALIBRATION_WORDS = {

@@ -1,6 +1,7 @@
 """`hiplevel today` end to end: the simulated patient (`hiplevel sim --programme`) follows a whole
 programme over a real pseudo-terminal while the real `hiplevel today` process leads it; the store is
-then read back. Four items vary sides, sets, feedback (every rep, bandwidth, faded) and reps vs hold."""
+then read back. Four items of four exercises (hip dip, single-leg squat, keep level, Captain Morgan) vary
+sides, sets, feedback (every rep, bandwidth, faded) and reps vs hold."""
 import json
 import subprocess
 
@@ -31,7 +32,7 @@ hold_s = 6
 rest_s = 2
 
 [[item]]
-exercise = "hip-dip"
+exercise = "captain-morgan"
 stance = "left"
 sets = 2
 reps = 2
@@ -41,7 +42,7 @@ full_sessions = 0
 fade_sessions = 2
 rest_s = 2
 """
-STEPS = 6  # hip dip left + right, squat, hold, hip dip 2 sets
+STEPS = 6  # hip dip left + right, squat, hold, Captain Morgan 2 sets
 
 
 def today(db, port, *extra, timeout=120):
@@ -74,8 +75,8 @@ def test_a_whole_programme(tmp_path):
     assert said == ["Left leg: three hip dips.", "Rest, three seconds.", "Switch legs.", "Right leg: three hip dips.",
                     "Rest, three seconds.", "Right leg: two single leg squats.", "Rest, two seconds.",
                     "Left leg: keep level for six seconds.", "Rest, two seconds.",
-                    "Left leg: two hip dips. Set one of two.", "Rest, two seconds.",
-                    "Left leg: two hip dips. Set two of two."]
+                    "Left leg: two Captain Morgans. Set one of two.", "Rest, two seconds.",
+                    "Left leg: two Captain Morgans. Set two of two."]
     assert out.index("Stand still.") < out.index("Bend forward slowly.") < out.index("Left leg: three hip dips.")
     assert "Lift the hip back up." in out and "Notes: Stand tall." in out
     assert [line for line in out if line.startswith("  Rep ")] == (
@@ -101,7 +102,7 @@ def test_a_whole_programme(tmp_path):
     assert [r["reps"] for r in rows] == [3, 3, 2, 0, 2, 2]
     (session,) = store.list_sessions(conn, "P-9")
     assert [b.exercise for b in session.blocks] == ["hip-dip", "hip-dip", "single-leg-squat", "keep-level",
-                                                    "hip-dip", "hip-dip"]
+                                                    "captain-morgan", "captain-morgan"]
     assert [b.settings["programme"]["item"] for b in session.blocks] == [1, 1, 2, 3, 4, 4]
     assert [r["block_number"] for r in rows] == [1, 2, 3, 4, 5, 6]
     assert all(r["session_id"] == session.id for r in rows)
