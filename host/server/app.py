@@ -30,6 +30,7 @@ from host.report import html as report_html
 from host.report.text import fmt_duration
 from host.server import auth
 from host.server.live import PLOT_HZ, LiveHubs
+from host.session import programme
 
 HERE = Path(__file__).resolve().parent
 STATIC = {"style.css": "text/css", "live.js": "text/javascript"}
@@ -195,7 +196,7 @@ def create_app(db, *, secure_cookies: bool = False, limiter: auth.SignInLimiter 
         with signed_in_db(request) as (c, t, csrf):
             label = found(store.patient_of_clinic(c, parse_id(pid), t.clinic_id))
             sessions = store.list_sessions(c, label)
-            body = report_html.patient_body(label, store.progress(c, label))
+            body = report_html.patient_body(label, store.progress(c, label), programme.adherence(c, label))
             return render(request, "patient.html", me=t, csrf=csrf, label=label, sessions=sessions[::-1],
                           report=body, css=REPORT_CSS)
 
