@@ -15,6 +15,7 @@ from host.protocol.frames import SEQ_MODULO
 
 from .device import RATES_HZ, SimDevice
 from .motion import EXERCISES, SIDES, SWINGS, Scenario
+from .walking import add_walk_arguments, walk_scenario
 
 
 def _drops(text: str) -> list[float]:
@@ -49,7 +50,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      help="go out of range once at this sensor time, seconds")
     ble.add_argument("--dropout-for", type=positive, default=3.0, metavar="S",
                      help="how long the dropout lasts, seconds (default 3)")
-    p.add_argument("--exercise", choices=EXERCISES, default="hip-dip")
+    p.add_argument("--exercise", choices=EXERCISES + ("walk",), default="hip-dip")
+    add_walk_arguments(p)
     p.add_argument("--stance", choices=SIDES, default="left", help="stance leg; the other side drops")
     p.add_argument("--reps", type=int, default=None, help="number of reps (default: one per --drops value, or 5)")
     p.add_argument("--drops", type=_drops, default=None, metavar="D1,D2,...",
@@ -90,6 +92,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def scenario_from_args(args) -> Scenario:
+    if args.exercise == "walk":
+        return walk_scenario(args)
     drops = args.drops or [6.0]
     reps = args.reps if args.reps is not None else (len(args.drops) if args.drops else 5)
     if reps < 0:
@@ -162,6 +166,8 @@ def run(args) -> int:
             truth = open(args.truth, "w", buffering=1 << 16)
         except OSError as e:
             raise UserError(f"cannot write the truth file {args.truth}: {e.strerror}")
+    if args.truth and args.exercise == "walk":
+        scenario.write_steps_truth(args.truth + ".steps.csv")
     device = SimDevice(scenario, rate_hz=args.rate, samples_per_frame=args.samples_per_frame,
                        seed=args.seed, clock_ppm=args.clock_ppm, mount_yaw_deg=args.mount_yaw,
                        mount_tilt_deg=args.mount_tilt, noise=not args.no_noise, loss=args.loss,

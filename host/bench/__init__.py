@@ -11,6 +11,7 @@ BENCHES = {
     "replay": ("host.bench.replay", "recording cost and replay speed (hiplevel replay --fast)"),
     "latency": ("host.bench.latency", "cue latency through the real audio path"),
     "reps": ("host.bench.reps", "rep detection and cue accuracy over simulated scenarios"),
+    "gait": ("host.bench.gait", "live step detection against reference contacts on real walking (IPOL format)"),
     "calibration": ("host.bench.calibration", "mounting calibration, lost frames and clock drift against simulator truth"),
 }
 

@@ -17,6 +17,7 @@ from host import store
 from host.commands.argtypes import threshold_deg
 from host.commands.db_args import add_db_argument, get_session, open_db, pick_blocks, plain_db_errors, session_arg
 from host.report.text import describe_block
+from host.processing.calibration import METHODS
 from host.processing.estimators import ESTIMATORS
 from host.processing.exercise import EXERCISES
 from host.session.review import compare_reps, config_for, replay_block
@@ -40,7 +41,7 @@ def add_override_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--threshold-left", type=threshold_deg, default=None, metavar="DEG")
     g.add_argument("--threshold-right", type=threshold_deg, default=None, metavar="DEG")
     g.add_argument("--estimator", choices=sorted(ESTIMATORS), default=None)
-    g.add_argument("--calibration", choices=["bends", "standing"], default=None,
+    g.add_argument("--calibration", choices=METHODS, default=None,
                    help="calibrate the replay this way; `standing` calibrates a recording whose guided "
                         "calibration never finished from its first still phase")
 
@@ -60,7 +61,8 @@ def rep_table(reps: list[dict]) -> str:
     lines = [" rep  side   max drop  duration  cue"]
     for r in reps:
         dur = r.get("duration_s")
-        lines.append(f"{r.get('index', ''):>4}  {str(r.get('low_side', '')):<5}  {r.get('max_drop_deg', float('nan')):6.1f}°"
+        side, drop = r.get("low_side", r.get("swing_side", "")), r.get("max_drop_deg", r.get("drop_deg", float("nan")))
+        lines.append(f"{r.get('index', ''):>4}  {str(side):<5}  {drop:6.1f}°"
                      f"  {'' if dur is None else f'{dur:6.1f} s':>8}  {'yes' if r.get('cued') else ''}")
     return "\n".join(lines)
 

@@ -25,6 +25,8 @@ from host.processing.estimators import ESTIMATORS
 from host.processing.exercise import ExerciseConfig
 from host.processing.pipeline import PipelineConfig
 
+REP_KINDS = ("rep", "step")  # step: a walking step (host.processing.gait) stands where a rep would
+
 
 def config_for(s: store.BlockInfo, overrides=None) -> PipelineConfig:
     """The block's recorded pipeline settings, with any overrides from the command line."""
@@ -134,7 +136,7 @@ class Replay:
 
     @property
     def reps(self) -> list[dict]:
-        return [e for e in self.events if e.get("event") == "rep"]
+        return [e for e in self.events if e.get("event") in REP_KINDS]
 
     @property
     def ok(self) -> bool:
@@ -185,7 +187,9 @@ def replay_block(conn, s: store.BlockInfo, cfg: PipelineConfig, speed: float | N
 
 
 def _rep_key(r: dict) -> tuple:
-    return (r.get("index"), r.get("low_side"), r.get("max_drop_deg"), bool(r.get("cued")))
+    # a walking step's swing side is its low side, its drop the rep's (as host.store indexes it)
+    return (r.get("index"), r.get("low_side", r.get("swing_side")), r.get("max_drop_deg", r.get("drop_deg")),
+            bool(r.get("cued")))
 
 
 @dataclass(frozen=True)
@@ -245,7 +249,7 @@ def review_block(conn, block: store.BlockInfo) -> BlockAngles:
     """Replay `block` with its stored settings at full speed and line it up with its recording.
     Raises UserError when the stored settings cannot be used by this version."""
     recorded = [e for _, e in store.events(conn, block.id)]
-    reps = [e for e in recorded if e.get("event") == "rep"]
+    reps = [e for e in recorded if e.get("event") in REP_KINDS]
     empty_i, empty_f = np.zeros(0, dtype=np.int64), np.zeros(0)
     seq, t_us, obl, fwd, comparison, wall = empty_i, empty_i, empty_f, empty_f, None, 0.0
     t_s = empty_f
