@@ -198,6 +198,4 @@ def _export(conn, session, blocks, files) -> None:
     w["reps"].writerow(REP_COLUMNS + extra)
     for block_no, r in all_reps:
         vals = {"block": block_no, "t_s": r.get("t"), **{k: v for k, v in r.items() if k != "t"}}
-        if r.get("event") == "step":  # a walking step: its swing side is the low side
-            vals.update(low_side=r.get("swing_side"), max_drop_deg=r.get("drop_deg"))
         w["reps"].writerow([_num(vals.get(k), "{:.4f}") for k in REP_COLUMNS + extra])

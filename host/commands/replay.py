@@ -61,8 +61,7 @@ def rep_table(reps: list[dict]) -> str:
     lines = [" rep  side   max drop  duration  cue"]
     for r in reps:
         dur = r.get("duration_s")
-        side, drop = r.get("low_side", r.get("swing_side", "")), r.get("max_drop_deg", r.get("drop_deg", float("nan")))
-        lines.append(f"{r.get('index', ''):>4}  {str(side):<5}  {drop:6.1f}°"
+        lines.append(f"{r.get('index', ''):>4}  {str(r.get('low_side', '')):<5}  {r.get('max_drop_deg', float('nan')):6.1f}°"
                      f"  {'' if dur is None else f'{dur:6.1f} s':>8}  {'yes' if r.get('cued') else ''}")
     return "\n".join(lines)
 

@@ -25,7 +25,19 @@ from host.processing.estimators import ESTIMATORS
 from host.processing.exercise import ExerciseConfig
 from host.processing.pipeline import PipelineConfig
 
-REP_KINDS = ("rep", "step")  # step: a walking step (host.processing.gait) stands where a rep would
+
+
+def as_rep(event: dict) -> dict:
+    """A rep event as it is; a walking step (host.processing.gait) as a rep, so every list of reps,
+    table and comparison covers walking: its swing side is the low side, its drop the rep's maximum
+    drop (as host.store indexes it)."""
+    if event.get("event") == "step":
+        return {**event, "low_side": event.get("swing_side"), "max_drop_deg": event.get("drop_deg")}
+    return event
+
+
+def reps_of(events: list[dict]) -> list[dict]:
+    return [as_rep(e) for e in events if e.get("event") in ("rep", "step")]
 
 
 def config_for(s: store.BlockInfo, overrides=None) -> PipelineConfig:
@@ -136,7 +148,7 @@ class Replay:
 
     @property
     def reps(self) -> list[dict]:
-        return [e for e in self.events if e.get("event") in REP_KINDS]
+        return reps_of(self.events)
 
     @property
     def ok(self) -> bool:
@@ -187,9 +199,7 @@ def replay_block(conn, s: store.BlockInfo, cfg: PipelineConfig, speed: float | N
 
 
 def _rep_key(r: dict) -> tuple:
-    # a walking step's swing side is its low side, its drop the rep's (as host.store indexes it)
-    return (r.get("index"), r.get("low_side", r.get("swing_side")), r.get("max_drop_deg", r.get("drop_deg")),
-            bool(r.get("cued")))
+    return (r.get("index"), r.get("low_side"), r.get("max_drop_deg"), bool(r.get("cued")))
 
 
 @dataclass(frozen=True)
@@ -209,6 +219,8 @@ class RepComparison:
 
 
 def compare_reps(live_reps: list[dict], replay_reps: list[dict]) -> RepComparison:
+    live_reps, replay_reps = [as_rep(r) for r in live_reps], [as_rep(r) for r in replay_reps]
+
     def cued(reps):
         return sum(1 for r in reps if r.get("cued"))
     return RepComparison(same=[_rep_key(r) for r in live_reps] == [_rep_key(r) for r in replay_reps],
@@ -249,7 +261,7 @@ def review_block(conn, block: store.BlockInfo) -> BlockAngles:
     """Replay `block` with its stored settings at full speed and line it up with its recording.
     Raises UserError when the stored settings cannot be used by this version."""
     recorded = [e for _, e in store.events(conn, block.id)]
-    reps = [e for e in recorded if e.get("event") in REP_KINDS]
+    reps = reps_of(recorded)
     empty_i, empty_f = np.zeros(0, dtype=np.int64), np.zeros(0)
     seq, t_us, obl, fwd, comparison, wall = empty_i, empty_i, empty_f, empty_f, None, 0.0
     t_s = empty_f
