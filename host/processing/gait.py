@@ -247,10 +247,14 @@ class StepDetector:
         return self.cfg.threshold_left_deg if side == "left" else self.cfg.threshold_right_deg
 
     # ---- summary ----
-    def summary(self, t_s: float) -> dict:
-        steps = self.steps
-        out = {"event": "walk_summary", "t": round(t_s, 4), "steps": len(steps), "bouts": self.bouts,
-               "turn_steps": self.turn_steps,
+    def summary(self, t_s: float, since: tuple[int, int, int] = (0, 0, 0)) -> dict:
+        """The walk summary of the steps after `since` = (steps, bouts, turn_steps) counted at the
+        previous summary (a walk ended in the window, then walking on, is a new walk)."""
+        n0, bouts0, turns0 = since
+        steps = self.steps[n0:]
+        out = {"event": "walk_summary", "t": round(t_s, 4), "steps": len(steps),
+               "bouts": len({s["bout"] for s in steps}) if n0 else self.bouts - bouts0,
+               "turn_steps": self.turn_steps - turns0,
                "walking_s": round(sum(s["duration_s"] for s in steps), 2)}
         out["cadence_spm"] = round(60.0 * len(steps) / out["walking_s"], 1) if out["walking_s"] else None
         for side in SIDES:
@@ -301,7 +305,7 @@ class WalkExercise:
         self._cued_step: dict | None = None   # the step whose cue is sounding
         self._raw = None
         self._cue_since = 0.0
-        self._summarised = 0
+        self._since = None     # (steps, bouts, turn_steps) at the last walk summary
 
     def start(self, rate_hz: float, forward_s) -> None:
         """(Re)start detection with the calibrated forward axis. After a recalibration the walk's
@@ -371,12 +375,16 @@ class WalkExercise:
         """The walk ended (end of the stream, or the user ended it): its summary."""
         if self.detector is None:
             return []
-        self._summarised = len(self.detector.steps) + 1
-        return [self.detector.summary(t_s)]
+        d = self.detector
+        summary = d.summary(t_s, self._since or (0, 0, 0))
+        self._since = (len(d.steps), d.bouts, d.turn_steps)
+        return [summary]
 
     @property
     def set_in_progress(self) -> bool:
-        return self.detector is not None and len(self.detector.steps) + 1 != self._summarised
+        """Whether there is something new to summarise (the first summary even with no steps)."""
+        d = self.detector
+        return d is not None and (self._since is None or self._since != (len(d.steps), d.bouts, d.turn_steps))
 
 
 def step_text(step: dict) -> str:

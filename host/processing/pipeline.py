@@ -120,7 +120,7 @@ class Pipeline:
         the summary's `ended_by: "user"` so a replay ends it at the same moment): emits its summary."""
         if self.exercise.set_in_progress:
             for event in self.exercise.end_set(self.t_s):
-                if by_user and event["event"] == "set_summary":
+                if by_user and event["event"] in ("set_summary", "walk_summary"):
                     event["ended_by"] = "user"
                 self.emit(event)
         if self.cue is not None and self.exercise.cue_on:

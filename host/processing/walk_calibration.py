@@ -16,7 +16,7 @@ derivative); the sign of that correlation picks forward. Left = up x forward.
 
 Quality: the axes found from the first and the second half of the steps (`walk_agreement_deg`), and
 how clearly one direction dominates (`walk_axis_ratio`: variance along the axis over the variance
-across it). Agreement within 8 deg is good, within 20 deg fair, more is refused (walking did not go
+across it). Agreement within 10 deg is good, within 30 deg fair, more is refused (walking did not go
 straight, or a turn came too early); a ratio under 1.3 is refused (no clear direction).
 """
 from __future__ import annotations

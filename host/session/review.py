@@ -159,7 +159,7 @@ def steering_of(events: list[dict]) -> list[dict]:
     """What the user changed live, from a block's recorded events: every threshold change, and every
     set the user ended ("End this set"), to be applied again at their times."""
     return [e for e in events if e.get("event") == "threshold_changed"
-            or (e.get("event") == "set_summary" and e.get("ended_by") == "user")]
+            or (e.get("event") in ("set_summary", "walk_summary") and e.get("ended_by") == "user")]
 
 
 def replay_block(conn, s: store.BlockInfo, cfg: PipelineConfig, speed: float | None = None, log=None,

@@ -304,7 +304,7 @@ class StreamRunner:
                     self.pipeline.set_threshold(e["side"], e["threshold_deg"])
                 except (KeyError, TypeError, ValueError):  # a damaged or foreign record: keep going
                     pass
-            elif e["event"] == "set_summary":
+            elif e["event"] in ("set_summary", "walk_summary"):
                 self.pipeline.end_set(by_user=True)
 
     def frame_errors(self) -> dict:

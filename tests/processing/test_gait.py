@@ -96,3 +96,29 @@ def test_faded_feedback_over_the_steps():
     half = len(scheduled) // 2
     assert sum(scheduled[:half]) > sum(scheduled[half:])
     assert not any(s["feedback_given"] for s in live)  # no sound output here: no tone was played
+
+
+def test_a_walk_ended_by_the_user_then_walking_on_is_a_new_walk():
+    sc = WalkScenario(gait="trendelenburg", weak_side="right", steps=30, seed=6)
+    dev = SimDevice(sc, seed=1)
+    dev.streaming = True
+    frames = [dev.info_frame()] + dev.frames_due(sc.duration_s + 1.0)
+    events = []
+    pipe = Pipeline(PipelineConfig(exercise=ExerciseConfig(exercise="walk", threshold_left_deg=6.5,
+                                                           threshold_right_deg=6.5), calibration="walk"),
+                    emit=events.append)
+    dec = SampleDecoder()
+    half = len(frames) * 2 // 3
+    for f in frames[:half]:
+        pipe.feed_frame(dec, f)
+    pipe.end_set(by_user=True)
+    pipe.end_set(by_user=True)  # nothing walked since: no second summary
+    for f in frames[half:]:
+        pipe.feed_frame(dec, f)
+    pipe.end_set()
+    summaries = [e for e in events if e["event"] == "walk_summary"]
+    steps = [e for e in events if e["event"] == "step"]
+    assert len(summaries) == 2 and summaries[0]["ended_by"] == "user" and "ended_by" not in summaries[1]
+    first = [s for s in steps if s["t"] <= summaries[0]["t"]]
+    assert summaries[0]["steps"] == len(first) > 5
+    assert summaries[1]["steps"] == len(steps) - len(first) > 3
