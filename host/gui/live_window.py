@@ -643,7 +643,8 @@ class MainWindow(QtWidgets.QMainWindow):
         else:
             self._show_event(self.rep_box, self.last_rep_label, st.last_rep, "Last rep", "No reps yet")
         if st.last_summary:
-            self._show_event(self.set_box, self.last_set_label, st.last_summary, "Last set", "")
+            self._show_event(self.set_box, self.last_set_label, st.last_summary,
+                             "Last walk" if st.exercise == "walk" else "Last set", "")
             self.set_box.show()
 
         parts = [LINK_TEXT.get(st.link, st.link)]
