@@ -14,6 +14,9 @@ from host.commands.argtypes import loss_fraction, number, positive, tcp_port
 from host.protocol.frames import SEQ_MODULO
 
 from .device import RATES_HZ, SimDevice
+from .firmware import core
+
+DEFAULT_RATE_HZ = core.DEFAULT_RATE_HZ
 from .motion import EXERCISES, SIDES, SWINGS, Scenario
 from .walking import add_walk_arguments, walk_scenario
 
@@ -68,7 +71,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "to calibrate (default 2; 0 for `hiplevel run --calibration standing`)")
     p.add_argument("--bend-deg", type=float, default=30.0, metavar="DEG",
                    help="how far each calibration bend tips the pelvis forward (default 30)")
-    p.add_argument("--rate", type=int, choices=RATES_HZ, default=200, help="sample rate, Hz")
+    p.add_argument("--rate", type=int, choices=RATES_HZ, default=DEFAULT_RATE_HZ,
+                   help="the chip's output data rate, Hz (default %(default)s)")
+    p.add_argument("--odr-error", type=float, default=None, metavar="PCT",
+                   help="the chip's oscillator error, percent (default: random within ±2.5)")
+    p.add_argument("--imu-fault-at", type=float, default=None, metavar="S",
+                   help="the motion chip stops answering at this sensor time, seconds (0: never answers)")
     p.add_argument("--samples-per-frame", type=int, default=4)
     p.add_argument("--speed", type=positive, default=1.0, help="run this many times faster than real time")
     p.add_argument("--seed", type=int, default=0)
@@ -154,6 +162,8 @@ def run(args) -> int:
         raise UserError("--mount-yaw must be within -90..90 degrees")
     if args.mount_tilt is not None and not 0 <= args.mount_tilt <= 45:
         raise UserError("--mount-tilt must be within 0..45 degrees")
+    if args.odr_error is not None and not -10 <= args.odr_error <= 10:
+        raise UserError("--odr-error must be within -10..10 percent")
     if not 1 <= args.samples_per_frame <= 255:
         raise UserError("--samples-per-frame must be 1..255")
     try:
@@ -171,7 +181,9 @@ def run(args) -> int:
     device = SimDevice(scenario, rate_hz=args.rate, samples_per_frame=args.samples_per_frame,
                        seed=args.seed, clock_ppm=args.clock_ppm, mount_yaw_deg=args.mount_yaw,
                        mount_tilt_deg=args.mount_tilt, noise=not args.no_noise, loss=args.loss,
-                       truth_file=truth)
+                       truth_file=truth,
+                       odr_error=None if args.odr_error is None else args.odr_error / 100.0,
+                       imu_fault_at_s=args.imu_fault_at)
     try:
         if args.link == "ble":
             if args.clock_jump:

@@ -1,45 +1,52 @@
-"""The simulated belt sensor's firmware: samples the kinematic model like a real IMU and encodes frames.
+"""The simulated belt sensor: THE firmware core (hardware/firmware/hiplevel_core.py) reading a simulated
+LSM6DS3TR-C (firmware_sim.lsm6ds3) that samples the kinematic pelvis model.
 
 In: a `Scenario` (firmware_sim.motion) and the true time since streaming started (the link owns the
-wall clock and asks `frames_due(t_true_s)`). Out: encoded protocol frames (host.protocol.frames), exactly
-as a real device would send them, plus an optional ground-truth CSV.
+wall clock and asks `frames_due(t_true_s)`); host command frames (`handle_command`). Out: the frames
+the firmware core sends (it is the only encoder of sensor frames), plus an optional ground-truth
+CSV. This module only plays the board: the chip's registers, the MCU's free-running 32-bit
+microsecond counter, and the firmware's main loop, run every `poll_s` of true time.
 
-What makes it realistic: its own sample clock runs `clock_ppm` fast or slow, so device time drifts
-against true time; white noise, a per-axis gyro bias with a slow random walk, a small accelerometer
-bias, int16 quantisation at the announced scale factors; the sensor is mounted on the pelvis with a
-small random tilt (and optional yaw, i.e. sitting toward the side of the pelvis); frames can be
-dropped at random (`loss`) as a radio would. It keeps the last `history_s` of frames so a host that
-reconnects can ask for what it missed (CMD_RESEND_FROM).
+What makes it realistic: the chip's oscillator runs `odr_error` off its nominal ODR (default: a
+random few percent) and the MCU's counter `clock_ppm` fast or slow, so device time drifts against
+true time; white noise, a per-axis gyro bias with a slow random walk, a small accelerometer bias,
+int16 quantisation at the chip's sensitivities; the sensor is mounted on the pelvis with a small
+random tilt (and optional yaw, i.e. sitting toward the side of the pelvis); frames can be dropped
+at random (`loss`) as a radio would; `imu_fault_at_s` makes the chip stop answering.
 
-Truth CSV columns (one row per sample, written as samples are generated):
+Truth CSV columns (one row per sample, written as its frame is sent or dropped):
   seq            sample sequence number (as in the data frames)
-  t_device_us    device timestamp of the sample (as in the data frames)
+  t_device_us    device timestamp of the sample as the host computes it (frame time + i / rate)
   t_true_s       true time since streaming started
   obliquity_deg  true pelvic obliquity, positive = left side high (docs/conventions.md)
   forward_tilt_deg  true forward lean of the pelvis, positive = forward
   rep            rep index (0-based) the sample belongs to, -1 outside reps
   sent           1 if the frame carrying this sample was sent, 0 if dropped by simulated loss
   phase          still | bend | settle | rep | end (firmware_sim.motion: calibration bends are not reps)
+  t_mono_s       the same instant on this machine's time.monotonic() (the clock every process shares),
+                 once a link has started the scenario clock (`wall_clock`); empty before/in-process
 """
 from __future__ import annotations
 
-import collections
 import math
+import struct
 
 import numpy as np
 
-from host.protocol.frames import (SEQ_MODULO, Command, DataFrame, FrameError, FrameType, InfoFrame,
-                           decode_frame, encode_frame)
-
+from .firmware import core
+from .lsm6ds3 import SimLSM6DS3TRC
 from .motion import Scenario, rot_x, rot_y, rot_z
 
 G_MS2 = 9.80665
-FW_VERSION = (0, 1, 0)
-ACC_RANGE_G = 8
-GYR_RANGE_DPS = 1000
-ACC_G_PER_LSB = ACC_RANGE_G / 32768.0
-GYR_DPS_PER_LSB = GYR_RANGE_DPS / 32768.0
-RATES_HZ = (50, 100, 200, 400)
+FW_VERSION = core.FW_VERSION
+ACC_RANGE_G = core.ACC_RANGE_G
+GYR_RANGE_DPS = core.GYR_RANGE_DPS
+ACC_G_PER_LSB = core.ACC_G_PER_LSB
+GYR_DPS_PER_LSB = core.GYR_DPS_PER_LSB
+RATES_HZ = core.RATES_HZ
+SEQ_MODULO = core.SEQ_MODULO
+POLL_S = 0.002          # the firmware's main loop period (true time)
+ODR_ERROR_MAX = 0.025   # default oscillator error: uniform within +-2.5 %
 
 # Default mounting (docs/conventions.md): sensor x -> pelvis right, y -> up, z -> backward.
 # Columns are the sensor axes expressed in the pelvis frame (x forward, y left, z up).
@@ -57,20 +64,33 @@ def mounting_matrix(yaw_deg: float = 0.0, tilt_deg: float = 0.0, tilt_dir_deg: f
     return rot_z(np.float64(math.radians(yaw_deg))) @ tilt @ R_SENSOR_TO_PELVIS_DEFAULT
 
 
+class _ChipBus:
+    """The I2C bus as the core sees it, wired to the simulated chip."""
+
+    def __init__(self, chip: SimLSM6DS3TRC):
+        self.chip = chip
+
+    def read_into(self, reg: int, buf) -> None:
+        self.chip.read_into(reg, buf)
+
+    def write(self, reg: int, data: bytes) -> None:
+        self.chip.write(reg, data)
+
+
 class SimDevice:
-    def __init__(self, scenario: Scenario, rate_hz: int = 200, samples_per_frame: int = 4,
-                 seed: int = 0, clock_ppm: float | None = None, mount_yaw_deg: float = 0.0,
-                 mount_tilt_deg: float | None = None, noise: float = 1.0, loss: float = 0.0,
-                 history_s: float = 10.0, truth_file=None):
-        if rate_hz not in RATES_HZ:
-            raise ValueError(f"rate {rate_hz} Hz is not supported; choose from {RATES_HZ}")
+    def __init__(self, scenario: Scenario, rate_hz: int = core.DEFAULT_RATE_HZ,
+                 samples_per_frame: int = 4, seed: int = 0, clock_ppm: float | None = None,
+                 mount_yaw_deg: float = 0.0, mount_tilt_deg: float | None = None, noise: float = 1.0,
+                 loss: float = 0.0, history_s: float = 10.0, truth_file=None,
+                 odr_error: float | None = None, boot_us: int | None = None,
+                 imu_fault_at_s: float | None = None, info_every_s: float = 0.0):
         if not 0.0 <= loss < 1.0:
             raise ValueError("loss must be a fraction from 0 to below 1")
         self.scenario = scenario
         self.rng = np.random.default_rng(seed)
-        self.rate_hz = rate_hz
-        self.samples_per_frame = samples_per_frame
         self.clock_ppm = float(self.rng.uniform(-50, 50) if clock_ppm is None else clock_ppm)
+        self.odr_error = float(self.rng.uniform(-ODR_ERROR_MAX, ODR_ERROR_MAX)
+                               if odr_error is None else odr_error)
         if mount_tilt_deg is None:
             mount_tilt_deg = float(self.rng.uniform(2.0, 5.0))
         self.mount = mounting_matrix(mount_yaw_deg, mount_tilt_deg, float(self.rng.uniform(0, 360)))
@@ -81,51 +101,75 @@ class SimDevice:
         self.gyr_noise_dps = 0.07 * noise
         self.gyr_bias_dps = self.rng.normal(0.0, 0.5, 3) * noise
         self.acc_bias_g = self.rng.normal(0.0, 0.004, 3) * noise
-        self.boot_us = int(self.rng.integers(1_000_000, 50_000_000))  # device up-time at start
-        self._dev_us = float(self.boot_us)  # device time of the next sample
-        self._seq = 0
-        self._history = collections.deque()
+        # device up-time at start; the counter is 32 bits, so it wraps every 71.6 minutes
+        self.boot_us = int(self.rng.integers(1_000_000, 50_000_000)) if boot_us is None else int(boot_us)
         self.history_s = history_s
-        self.streaming = False
+        self.imu_fault_at_s = imu_fault_at_s
+        self.chip = SimLSM6DS3TRC(self._readings, odr_error=self.odr_error,
+                                  end_s=scenario.duration_s)
+        self.fw = core.Firmware(_ChipBus(self.chip), max_spf=samples_per_frame, rate_hz=rate_hz,
+                                history_samples=int(history_s * max(RATES_HZ)) + 1,
+                                info_every_us=int(info_every_s * 1e6))
+        self.fw.set_link(1 << 16)  # serial: no payload limit below 255 samples
+        self.t_s = 0.0
+        self._next_new_seq = 0   # sequence number of the next sample the firmware has not yet sent
+        self._truth_t: list[float] = []
         self.sent_frames = 0
         self.dropped_frames = 0
         self.truth_file = truth_file
+        self.wall_clock: tuple[float, float] | None = None  # (monotonic at t_true 0, speed)
         if truth_file is not None:
-            truth_file.write("seq,t_device_us,t_true_s,obliquity_deg,forward_tilt_deg,rep,sent,phase\n")
+            truth_file.write("seq,t_device_us,t_true_s,obliquity_deg,forward_tilt_deg,rep,sent,phase,"
+                             "t_mono_s\n")
 
-    # ---- what the host sees ----
+    # ---- the board around the core
+    def _counter(self, t_true_s: float) -> int:
+        """The MCU's free-running 32-bit microsecond counter at true time t."""
+        return int(self.boot_us + t_true_s * 1e6 * (1.0 + self.clock_ppm * 1e-6)) % (1 << 32)
+
+    def _true_time_s(self, dev_us):
+        return (np.asarray(dev_us) - self.boot_us) * 1e-6 / (1.0 + self.clock_ppm * 1e-6)
+
+    def _readings(self, t_s: np.ndarray):
+        """What the chip measures at true times t_s: the model's ideal readings plus sensor errors."""
+        acc_g, gyr_dps = self.imu_readings(t_s)
+        if self.noise:
+            k = len(t_s)
+            # gyro bias: a random walk, one step per reading
+            steps = self.rng.normal(0, 0.002 * math.sqrt(1.0 / self.rate_hz), (k, 3)) * self.noise
+            bias = self.gyr_bias_dps + np.cumsum(steps, axis=0)
+            self.gyr_bias_dps = bias[-1]
+            acc_g = acc_g + self.acc_bias_g + self.rng.normal(0, self.acc_noise_g, (k, 3))
+            gyr_dps = gyr_dps + bias + self.rng.normal(0, self.gyr_noise_dps, (k, 3))
+        return acc_g, gyr_dps
+
+    # ---- what the host sees (all frames come from the core)
+    @property
+    def rate_hz(self) -> int:
+        return self.fw.rate_hz
+
+    @property
+    def samples_per_frame(self) -> int:
+        return self.fw.spf
+
+    @property
+    def streaming(self) -> bool:
+        return self.fw.streaming
+
+    @streaming.setter
+    def streaming(self, on: bool) -> None:
+        """In-process users switch streaming on directly, as START would (without its reply)."""
+        if on and not self.fw.streaming:
+            self.fw.handle_command(struct.pack("<BB", 1, core.CMD_START), self._counter(self.t_s))
+        elif not on:
+            self.fw.disconnected()
+
     def info_frame(self) -> bytes:
-        return encode_frame(InfoFrame(self.rate_hz, ACC_RANGE_G, GYR_RANGE_DPS, ACC_G_PER_LSB,
-                                      GYR_DPS_PER_LSB, FW_VERSION, self.samples_per_frame))
-
-    def handle_command(self, frame_bytes: bytes) -> list[bytes]:
-        """A command frame from the host; returns frames to send back."""
-        try:
-            cmd = decode_frame(frame_bytes)
-        except FrameError:
-            return []  # firmware ignores what it cannot parse
-        if not isinstance(cmd, Command):
-            return []
-        if cmd.type == FrameType.CMD_START:
-            self.streaming = True
-            return [self.info_frame()]
-        if cmd.type == FrameType.CMD_STOP:
-            self.streaming = False
-            return []
-        if cmd.type == FrameType.CMD_SET_RATE:
-            if cmd.rate_hz in RATES_HZ:
-                self.set_rate(cmd.rate_hz)
-            return [self.info_frame()]
-        if cmd.type == FrameType.CMD_RESEND_FROM:
-            return self.resend_from(cmd.from_seq)
-        return []
+        return self.fw.info_frame()
 
     def stop_frame(self) -> bytes:
         """Sent by the device when the scenario is over: streaming stopped."""
-        return encode_frame(Command(FrameType.CMD_STOP))
-
-    def set_rate(self, rate_hz: int) -> None:
-        self.rate_hz = rate_hz
+        return core.encode_stop()
 
     def jump_clock(self, by_s: float) -> None:
         """Make the device clock jump by `by_s` (negative = back), as a faulty RTC or a firmware
@@ -134,78 +178,54 @@ class SimDevice:
         self.boot_us += by_s * 1e6
 
     def set_samples_per_frame(self, n: int) -> None:
-        self.samples_per_frame = max(1, min(255, n))
+        """The link carries at most n samples per frame (BLE: fitted to the ATT MTU)."""
+        self.fw.set_link(core.DATA_HEADER_BYTES + core.SAMPLE_BYTES * max(1, min(255, n)))
+
+    def handle_command(self, frame_bytes: bytes) -> list[bytes]:
+        """A command frame from the host; returns the frames the firmware sends back."""
+        return self._outgoing(self.fw.handle_command(bytes(frame_bytes), self._counter(self.t_s)))
 
     def resend_from(self, seq: int) -> list[bytes]:
-        out = []
-        for first, n, frame in self._history:
-            if (first + n - 1 - seq) % SEQ_MODULO < SEQ_MODULO // 2:  # frame ends at or after seq
-                out.append(frame)
-        return out
-
-    # ---- the sample clock ----
-    def _true_time_s(self, dev_us):
-        return (np.asarray(dev_us) - self.boot_us) * 1e-6 / (1.0 + self.clock_ppm * 1e-6)
+        return self.fw.resend_from(seq)
 
     @property
     def finished(self) -> bool:
-        return self._true_time_s(self._dev_us) > self.scenario.duration_s
+        return self.chip.finished and not self.fw._pending_n and self.t_s > self.scenario.duration_s
 
     def frames_due(self, t_true_s: float) -> list[bytes]:
-        """Frames whose samples have all been taken by true time t_true_s. Frames lost on the way
-        (simulated loss) are kept in the history but not returned."""
-        n = self.samples_per_frame
-        period_us = 1e6 / self.rate_hz
-        # how many whole frames are due, without passing the end of the scenario
-        end_true = min(t_true_s, self.scenario.duration_s + n / self.rate_hz)
-        last_us = end_true * 1e6 * (1.0 + self.clock_ppm * 1e-6) + self.boot_us
-        k = int((last_us - self._dev_us) // (period_us * n) + 1) if last_us >= self._dev_us else 0
-        dev_us = self._dev_us + period_us * np.arange(k * n)
-        keep = self._true_time_s(dev_us.reshape(k, n)[:, -1]) <= t_true_s if k else np.zeros(0, bool)
-        start_ok = self._true_time_s(dev_us.reshape(k, n)[:, 0]) <= self.scenario.duration_s if k else keep
-        k = int(np.count_nonzero(keep & start_ok))
-        if k == 0:
-            return []
-        dev_us = dev_us[:k * n]
-        self._dev_us = float(dev_us[-1] + period_us)
+        """Run the firmware's loop up to true time t_true_s; the frames it sent, less those lost on
+        the way (simulated loss: kept in the firmware's history, not returned)."""
         out = []
-        for i, frame in enumerate(self._sample_frames(np.round(dev_us).astype(np.int64), n)):
-            lost = self.loss and self.rng.random() < self.loss
+        while self.t_s < t_true_s:
+            self.t_s = min(t_true_s, self.t_s + POLL_S)
+            if self.imu_fault_at_s is not None and self.t_s >= self.imu_fault_at_s:
+                self.chip.answering = False
+            self.chip.advance(self.t_s)
+            now = self._counter(self.t_s)
+            frames = self.fw.poll(now)
+            if self.chip.finished and self.t_s > self.scenario.duration_s:
+                frames += self.fw.flush()  # the set is over: the last partial frame goes now
+            out += self._outgoing(frames)
+        return out
+
+    def _outgoing(self, frames: list[bytes]) -> list[bytes]:
+        """Frames leaving the firmware: new samples get their truth rows; loss drops some."""
+        out = []
+        for frame in frames:
+            new = frame[1] == core.DATA and struct.unpack_from("<I", frame, 2)[0] == self._next_new_seq
+            if not new:
+                out.append(frame)  # info, stop, fault, resent data: never dropped here
+                continue
+            lost = bool(self.loss) and self.rng.random() < self.loss
             if lost:
                 self.dropped_frames += 1
             else:
                 self.sent_frames += 1
                 out.append(frame)
-            self._truth_seq0 = (self._seq - (k - i) * n) % SEQ_MODULO
-            self._write_truth(dev_us[i * n:(i + 1) * n], sent=not lost)
+            seq, t_us, n = struct.unpack_from("<IQB", frame, 2)
+            self._next_new_seq = (seq + n) % SEQ_MODULO
+            self._write_truth(seq, t_us, n, sent=not lost)
         return out
-
-    def _sample_frames(self, dev_us: np.ndarray, n: int) -> list[bytes]:
-        """Sample the model at these device times (a whole number of frames) and encode frames."""
-        k = len(dev_us) // n
-        t = self._true_time_s(dev_us)
-        acc_g, gyr_dps = self.imu_readings(t)
-        if self.noise:
-            # gyro bias: a random walk, one step per frame
-            steps = self.rng.normal(0, 0.002 * math.sqrt(n / self.rate_hz), (k, 3)) * self.noise
-            bias = self.gyr_bias_dps + np.cumsum(steps, axis=0)
-            self.gyr_bias_dps = bias[-1]
-            acc_g = acc_g + self.acc_bias_g + self.rng.normal(0, self.acc_noise_g, (k * n, 3))
-            gyr_dps = gyr_dps + np.repeat(bias, n, axis=0) + self.rng.normal(0, self.gyr_noise_dps, (k * n, 3))
-        acc_raw = np.clip(np.round(acc_g / ACC_G_PER_LSB), -32768, 32767).astype(np.int16)
-        gyr_raw = np.clip(np.round(gyr_dps / GYR_DPS_PER_LSB), -32768, 32767).astype(np.int16)
-        frames = []
-        keep = int(self.history_s * self.rate_hz / max(1, n)) + 1
-        for i in range(k):
-            sl = slice(i * n, (i + 1) * n)
-            first = self._seq
-            self._seq = (self._seq + n) % SEQ_MODULO
-            frame = encode_frame(DataFrame(first, int(dev_us[i * n]), acc_raw[sl], gyr_raw[sl]))
-            self._history.append((first, n, frame))
-            frames.append(frame)
-        while len(self._history) > keep:
-            self._history.popleft()
-        return frames
 
     def imu_readings(self, t_s: np.ndarray, h: float = 1e-3):
         """Ideal (noise-free) accelerometer (g) and gyroscope (deg/s) in the sensor frame at true
@@ -227,17 +247,26 @@ class SimDevice:
         acc_g = np.einsum("nji,nj->ni", Rs_0, f_earth_g)  # R^T f
         return acc_g, gyr_dps
 
-    def _write_truth(self, dev_us, sent: bool) -> None:
-        if self.truth_file is None:
+    def _write_truth(self, seq0: int, t_us: int, n: int, sent: bool) -> None:
+        delivered = self.chip.delivered_t
+        t = np.array(delivered[:n])
+        del delivered[:n]
+        if self.truth_file is None or not len(t):
             return
-        t = self._true_time_s(dev_us)
+        period_us = 1e6 / self.rate_hz
+        dev_us = t_us + np.round(np.arange(n) * period_us).astype(np.int64)
         obl, lean, _ = self.scenario.angles_deg(t)
         # the exact obliquity/lean of the model's rotation (lean is exact only at zero obliquity)
         R, _ = self.scenario.pelvis(t)
         fwd_elev = np.degrees(np.arcsin(np.clip(R[:, 2, 0], -1, 1)))
         reps = self.scenario.rep_index(t)
         phases = self.scenario.phase_names(t)
-        seq0 = self._truth_seq0
-        lines = [f"{(seq0 + i) % SEQ_MODULO},{int(round(dev_us[i]))},{t[i]:.6f},{obl[i]:.5f},"
-                 f"{-fwd_elev[i]:.5f},{reps[i]},{int(sent)},{phases[i]}\n" for i in range(len(t))]
+        if self.wall_clock is None:
+            mono = [""] * len(t)
+        else:
+            t0, speed = self.wall_clock
+            mono = [f"{t0 + x / speed:.6f}" for x in t]
+        lines = [f"{(seq0 + i) % SEQ_MODULO},{int(dev_us[i])},{t[i]:.6f},{obl[i]:.5f},"
+                 f"{-fwd_elev[i]:.5f},{reps[i]},{int(sent)},{phases[i]},{mono[i]}\n"
+                 for i in range(len(t))]
         self.truth_file.write("".join(lines))

@@ -1,6 +1,7 @@
 """The simulated sensor as a real BLE peripheral (google's bumble) on a virtual radio.
 
-In: a `SimDevice` (firmware_sim.device) that makes the frames, and the wall clock. Out: the same
+In: a `SimDevice` (firmware_sim.device: the firmware core on a simulated chip) that makes the
+frames, and the wall clock. Out: the same
 frames as GATT notifications (docs/protocol.md), to any BLE central that attaches to the
 virtual radio over loopback TCP. The first line printed says the sensor's name and where the radio
 is, e.g. `ble hiplevel-sim-1a2b tcp-client:127.0.0.1:40213`; hosts wait for that line (a TCP probe
@@ -44,9 +45,8 @@ from bumble.profiles.device_information_service import DeviceInformationService
 from bumble.transport.common import AsyncPipeSink, PacketParser
 
 from host.protocol import gatt
-from host.protocol.frames import Command, FrameError, FrameType, decode_frame
-
 from .device import FW_VERSION, SimDevice
+from .firmware import core
 
 log = logging.getLogger(__name__)
 
@@ -272,6 +272,7 @@ class SensorPeripheral:
         self.t0: float | None = None
         self.ended = False
         self.lock = asyncio.Lock()
+        self._speed = 1.0
         self.ble = Device(name=name, address=hci.Address(address),
                           host=Host(controller, AsyncPipeSink(controller)))
         self.data_char = Characteristic(gatt.DATA_CHAR_UUID, Characteristic.Properties.NOTIFY,
@@ -335,21 +336,20 @@ class SensorPeripheral:
             self.subscribed = bool(notify_enabled)
 
     async def _on_control(self, connection, value: bytes) -> None:
-        try:
-            cmd = decode_frame(bytes(value))
-        except FrameError as e:
-            log.warning("ignored a bad command: %s", e)
+        cmd = core.parse_command(bytes(value))  # the firmware's own command parser
+        if cmd is None:
+            log.warning("ignored a bad command: %s", bytes(value).hex())
             return
-        if not isinstance(cmd, Command):
-            return
+        kind = cmd[0]
         async with self.lock:
-            if cmd.type == FrameType.CMD_START:
+            if kind == core.CMD_START:
                 if self.t0 is None:
                     self.t0 = time.monotonic()  # the scenario clock starts with the first START
+                    self.sim.wall_clock = (self.t0, self._speed)
                 if not self.sim.streaming and not self.resent:
                     self.unsent.clear()  # a fresh session starts live, not with old samples
             replies = self.sim.handle_command(bytes(value))
-            if cmd.type == FrameType.CMD_RESEND_FROM:
+            if kind == core.CMD_RESEND_FROM:
                 self.resent = True
                 self.unsent.clear()  # everything unsent is in the replies, in order
             await self._notify(replies)
@@ -372,6 +372,7 @@ class SensorPeripheral:
     async def run(self, speed: float, dropout_at_s: float | None, dropout_for_s: float,
                   radio: VirtualRadio) -> None:
         finished_at = None
+        self._speed = speed
         while True:
             await asyncio.sleep(TICK_S)
             if self.t0 is None:

@@ -1,10 +1,11 @@
-"""Serve a SimDevice over a pseudo-terminal, as a USB-serial sensor would appear.
+"""Serve a SimDevice (the firmware core on a simulated chip) over a pseudo-terminal, as a USB-serial sensor would appear.
 
 Out: the first line on `out` says where to connect (`serial /dev/pts/N`); then every frame is
-COBS-framed with a CRC (host.protocol.frames.serial_wrap) and written to the pty master at the pace of the
+COBS-framed with a CRC by the firmware core (`serial_wrap`) and written to the pty master at the pace of the
 device's clock (scaled by `speed`). In: command frames the host writes (START, STOP, SET_RATE,
-RESEND_FROM). The scenario clock starts at the first START; an info frame follows START and repeats
-every second so a host that opens late still learns the scale factors. When the scenario is over the
+RESEND_FROM), handed to the firmware core. The scenario clock starts at the first START; the core
+answers START with an info frame and, on this link, repeats it every second so a host that opens
+late still learns the scale factors. When the scenario is over the
 device says STOP and, a moment later, closes the link.
 
 `corrupt` flips a byte in that fraction of packets, to exercise the host's error handling;
@@ -19,7 +20,9 @@ import sys
 import time
 import tty
 
-from host.protocol.frames import SerialDeframer, serial_wrap
+from .firmware import core
+
+serial_wrap = core.serial_wrap  # the firmware's own serial framing (the host only decodes it)
 
 
 def run_pty(device, speed: float = 1.0, out=sys.stdout, corrupt: float = 0.0,
@@ -28,9 +31,9 @@ def run_pty(device, speed: float = 1.0, out=sys.stdout, corrupt: float = 0.0,
     tty.setraw(slave)  # no echo, no CR/LF translation: the line carries binary frames
     name = os.ttyname(slave)
     print(f"serial {name}", file=out, flush=True)
-    deframer = SerialDeframer()
+    deframer = core.SerialDeframer()  # the firmware's own command deframer, as on USB
+    device.fw.info_every_us = core.INFO_EVERY_US  # serial: INFO once a second
     t0 = None
-    next_info = 0.0
     waited_since = time.monotonic()
 
     def write(frame: bytes):
@@ -62,9 +65,6 @@ def run_pty(device, speed: float = 1.0, out=sys.stdout, corrupt: float = 0.0,
                     clock_jump = None
                 for frame in device.frames_due(t_true):
                     write(frame)
-                if t_true >= next_info:
-                    write(device.info_frame())
-                    next_info = t_true + 1.0
                 if device.finished:
                     if device.truth_file is not None:
                         device.truth_file.flush()  # complete before the host hears the end
@@ -82,7 +82,7 @@ def run_pty(device, speed: float = 1.0, out=sys.stdout, corrupt: float = 0.0,
                         write(reply)
                     if device.streaming and t0 is None:
                         t0 = time.monotonic()
-                        next_info = 1.0
+                        device.wall_clock = (t0, speed)
     finally:
         os.close(master)
         os.close(slave)

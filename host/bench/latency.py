@@ -113,6 +113,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="random link delay per frame, 0 to this many ms (default 10: one audio "
                         "block, so arrivals fall at every phase of the audio callback)")
     p.add_argument("--seed", type=int, default=1, help="simulator and jitter seed (default 1)")
+    p.add_argument("--link", choices=["memory", "ble"], default="memory",
+                   help="memory: scripted frames handed to the session in-process, from frame "
+                        "arrival to sound (default); ble: the simulated sensor's firmware over the "
+                        "virtual radio, from the truth crossing the threshold to sound "
+                        "(host.bench.latency_ble)")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
     p.add_argument("--write-docs", type=Path, metavar="PATH",
                    help=f"also write the results into the '## {SECTION_HEADING}' section of PATH (other "
@@ -483,6 +488,17 @@ def generated_section(args, res: dict) -> str:
 
 def run(args) -> int:
     from host.bench.docs import replace_section
+    if args.link == "ble":
+        from host.bench import latency_ble
+        res = latency_ble.measure_ble(args)
+        if args.write_docs:
+            try:
+                replace_section(str(args.write_docs), latency_ble.SECTION_HEADING,
+                                latency_ble.generated_section(args, res))
+            except OSError as e:
+                raise UserError(f"cannot write {args.write_docs}: {e.strerror}") from None
+        print(json.dumps(res, indent=2) if args.json else latency_ble.render_markdown(res), end="\n")
+        return 1 if res["rows"][0]["cues_without_onset"] else 0
     res = measure(args)
     if args.write_docs:
         try:

@@ -1,8 +1,9 @@
 """Wire protocol v1 between the belt sensor and the host (see docs/protocol.md).
 
-Pure code, no I/O: bytes in, frames out, and frames in, bytes out. The simulated sensor
-(firmware_sim) encodes with these functions and the host decodes with them, so both always agree;
-golden vectors in tests/golden pin the byte layout for any real firmware.
+Pure code, no I/O: bytes in, frames out, and commands in, bytes out. The sensor's frames are
+encoded only by the firmware core (hardware/firmware/hiplevel_core.py, run by the simulator too);
+the host decodes them here and encodes only its commands. Golden vectors in tests/golden pin the
+byte layout for both (tests/protocol, tests/firmware).
 
 Layers:
 - a *frame* is one message (data, info or command). It is the payload of one BLE notification or
@@ -42,6 +43,7 @@ _CMD_RESEND = struct.Struct("<BBI")
 class FrameType(IntEnum):
     DATA = 0x01
     INFO = 0x02
+    FAULT = 0x03
     CMD_START = 0x10
     CMD_STOP = 0x11
     CMD_SET_RATE = 0x12
@@ -90,7 +92,21 @@ class Command:
     from_seq: int | None = None  # CMD_RESEND_FROM
 
 
-Frame = DataFrame | InfoFrame | Command
+@dataclass(frozen=True)
+class Fault:
+    """The sensor reports a fault it cannot fix itself (firmware: hiplevel_core.encode_fault)."""
+    code: int
+
+
+# what each fault code means, as one plain sentence for the patient's screen and the event log
+FAULT_MESSAGES = {1: "the sensor's motion chip does not answer"}
+
+
+def fault_message(code: int) -> str:
+    return FAULT_MESSAGES.get(code, f"the sensor reports fault {code}")
+
+
+Frame = DataFrame | InfoFrame | Command | Fault
 
 
 # What a real sensor can send (docs/protocol.md, "Limits"). Anything outside is a broken sensor or a
@@ -129,27 +145,22 @@ def max_samples_per_frame(payload_limit: int) -> int:
     return max(0, min(255, (payload_limit - _DATA_HEAD.size) // _SAMPLE_BYTES))
 
 
-def encode_frame(frame: Frame) -> bytes:
-    if isinstance(frame, DataFrame):
-        n = len(frame.acc_raw)
-        if not 1 <= n <= 255 or frame.gyr_raw.shape != (n, 3) or frame.acc_raw.shape != (n, 3):
-            raise ValueError("a data frame carries 1..255 samples of 3 acc + 3 gyr values")
-        body = np.empty((n, 6), dtype="<i2")
-        body[:, :3] = frame.acc_raw
-        body[:, 3:] = frame.gyr_raw
-        return (_DATA_HEAD.pack(PROTOCOL_VERSION, FrameType.DATA, frame.seq % SEQ_MODULO,
-                                frame.t_device_us, n) + body.tobytes())
-    if isinstance(frame, InfoFrame):
-        return _INFO.pack(PROTOCOL_VERSION, FrameType.INFO, frame.rate_hz, frame.acc_range_g,
-                          frame.gyr_range_dps, frame.acc_g_per_lsb, frame.gyr_dps_per_lsb,
-                          *frame.fw_version, frame.samples_per_frame)
-    if isinstance(frame, Command):
-        if frame.type == FrameType.CMD_SET_RATE:
-            return _CMD_RATE.pack(PROTOCOL_VERSION, frame.type, frame.rate_hz)
-        if frame.type == FrameType.CMD_RESEND_FROM:
-            return _CMD_RESEND.pack(PROTOCOL_VERSION, frame.type, frame.from_seq % SEQ_MODULO)
+def encode_command(frame: Command) -> bytes:
+    """A host -> sensor command frame. The host encodes only commands: the frames a sensor sends
+    (DATA, INFO, STOP, FAULT) are encoded by the firmware core alone
+    (hardware/firmware/hiplevel_core.py, which the simulator runs), and the host only decodes them."""
+    if not isinstance(frame, Command):
+        raise TypeError(f"the host encodes only commands, not {type(frame).__name__}")
+    if frame.type == FrameType.CMD_SET_RATE:
+        return _CMD_RATE.pack(PROTOCOL_VERSION, frame.type, frame.rate_hz)
+    if frame.type == FrameType.CMD_RESEND_FROM:
+        return _CMD_RESEND.pack(PROTOCOL_VERSION, frame.type, frame.from_seq % SEQ_MODULO)
+    if frame.type in (FrameType.CMD_START, FrameType.CMD_STOP):
         return _HEADER.pack(PROTOCOL_VERSION, frame.type)
-    raise TypeError(f"not a frame: {frame!r}")
+    raise TypeError(f"not a command: {frame.type!r}")
+
+
+encode_frame = encode_command  # the name the host's links use
 
 
 def decode_frame(data: bytes) -> Frame:
@@ -181,6 +192,10 @@ def decode_frame(data: bytes) -> Frame:
         if problem:
             raise FrameError("bad_info", problem)
         return InfoFrame(rate, acc_rng, gyr_rng, acc_s, gyr_s, (a, b, c), spf)
+    if ftype == FrameType.FAULT:
+        if len(data) != 3:
+            raise FrameError("bad_length", f"fault frame {len(data)} bytes, expected 3")
+        return Fault(data[2])
     if ftype == FrameType.CMD_SET_RATE:
         if len(data) != _CMD_RATE.size:
             raise FrameError("bad_length", "set-rate command")
@@ -328,6 +343,7 @@ class SampleDecoder:
     restarts: int = 0
     stopped: bool = False  # the device said it stopped streaming (end of the scenario / set)
     _held: _Held | None = None
+    fault: int = 0         # the latest fault code the device reported (0: none)
 
     def feed(self, frame_bytes: bytes, t_host_s: float) -> SampleBatch | None:
         try:
@@ -339,6 +355,9 @@ class SampleDecoder:
         if isinstance(frame, InfoFrame):
             self.info = frame
             return None
+        if isinstance(frame, Fault):
+            self.fault = frame.code
+            return None
         if isinstance(frame, Command):
             if frame.type == FrameType.CMD_STOP:
                 self.stopped = True
@@ -348,7 +367,10 @@ class SampleDecoder:
         if self.info is None:
             self.errors["no_info_yet"] += 1
             return None
-        return self.convert(frame, t_host_s)
+        batch = self.convert(frame, t_host_s)
+        if batch is not None:
+            self.fault = 0  # samples again: the chip answered a retry
+        return batch
 
     def restart(self) -> None:
         """The link says the sensor started over: take the next frame as a fresh start."""

@@ -20,13 +20,16 @@ from host.sinks.event_log import EventLog
 from host.processing.exercise import summary_text
 from host.sinks.live import LiveBuffer
 from host.processing.pipeline import Pipeline, PipelineConfig
-from host.protocol.frames import Command, FrameType, SampleDecoder, encode_frame
+from host.protocol.frames import Command, FrameType, SampleDecoder, encode_frame, fault_message
 from host.processing.timing import ClockMap
 from host.links.base import Transport, TransportError
 
 log = logging.getLogger(__name__)
 
 NO_DATA_WARN_S = 3.0
+# A sensor that reports a fault retries its chip once a second (hiplevel_core.IMU_RETRY_US): after
+# three failed tries there is no point in waiting out the whole no-samples bound.
+FAULT_GIVE_UP_S = 3.0
 
 
 @dataclass
@@ -112,6 +115,7 @@ class StreamRunner:
         self._stop = None
         self._link_down = False  # a self-reconnecting link is down: silence is expected, not an error
         self._stop_reason = "stopped by the user"
+        self._fault_told = False
         transport.on_event = self._link_event
 
     def _emit(self, event: dict) -> None:
@@ -242,6 +246,9 @@ class StreamRunner:
                         quiet = time.monotonic() - last_samples
                         if self._link_down:  # the transport is reconnecting; it gives up by itself
                             last_data = last_samples = time.monotonic()
+                        elif dec.fault and quiet > FAULT_GIVE_UP_S:  # the sensor said why nothing comes
+                            s.ok, s.reason = False, fault_message(dec.fault)
+                            return
                         elif silent > self.no_data_timeout_s:
                             s.ok, s.reason = False, f"no data from the sensor for {silent:.0f} s"
                             return
@@ -264,6 +271,9 @@ class StreamRunner:
                     # Frames keep coming but none carries samples (an IMU that stalled behind working
                     # firmware, or only damaged frames): the same bound as silence, in its own words.
                     quiet = time.monotonic() - last_samples
+                    if dec.fault and quiet > FAULT_GIVE_UP_S:  # the sensor said why no samples come
+                        s.ok, s.reason = False, fault_message(dec.fault)
+                        return
                     if quiet > self.no_data_timeout_s:
                         s.ok, s.reason = False, (f"the sensor stayed connected but sent no samples for {quiet:.0f} s "
                                                "(its motion sensor may have stopped)")
@@ -274,6 +284,8 @@ class StreamRunner:
                                                         f"{quiet:.0f} s…")
                 if dec.stopped:
                     s.reason = "the sensor finished the set"
+                    if dec.fault:  # it finished without a working motion chip: say that
+                        s.ok, s.reason = False, fault_message(dec.fault)
                     return
         finally:
             stop_wait.cancel()
@@ -286,6 +298,8 @@ class StreamRunner:
         if self.recorder is not None:
             self.recorder.frame(t_host, frame, late)
         batch = self.pipeline.feed_frame(self.decoder, frame, t_host, on_time=not late)
+        if self.decoder.fault and not self._fault_told:
+            self._tell_fault()
         if batch is not None and not late:  # a re-sent frame says nothing about the clocks
             self.clock.add(batch.t_device_us[-1] * 1e-6, t_host)
         if self._steering:
@@ -315,6 +329,14 @@ class StreamRunner:
         if deframer is not None:
             total.update(deframer.errors)
         return {k: v for k, v in sorted(total.items()) if v > 0}
+
+    def _tell_fault(self) -> None:
+        """Once per session: the sensor's fault as one plain sentence (event log, status line)."""
+        self._fault_told = True
+        text = fault_message(self.decoder.fault)
+        self._emit({"event": "sensor_fault", "t": self.pipeline.t_s, "code": self.decoder.fault,
+                    "message": text[0].upper() + text[1:] + "."})
+        self.live.update_status(message=text[0].upper() + text[1:] + ".")
 
     def start_in_thread(self) -> threading.Thread:
         """Run the session on its own thread with its own event loop (used under the GUI). If the

@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from host.processing.pipeline import Pipeline, PipelineConfig
-from host.protocol.frames import (SEQ_MODULO, DataFrame, InfoFrame, SampleDecoder, SerialDeframer,
-                                  encode_frame, serial_wrap)
+from host.protocol.frames import SEQ_MODULO, DataFrame, InfoFrame, SampleDecoder, SerialDeframer, serial_wrap
+from tests.support.sensor_frames import encode_frame  # made-up sensors' frames, by the core's encoder
 
 RATES_HZ = (50, 100, 200, 400)
 ACC_G_PER_LSB, GYR_DPS_PER_LSB = 8 / 32768, 1000 / 32768

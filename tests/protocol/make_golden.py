@@ -2,7 +2,8 @@
 changes; the files are then reviewed by hand against docs/protocol.md and committed."""
 from tests.support.golden_vectors import GOLDEN, load
 
-from host.protocol.frames import encode_frame, serial_wrap
+from host.protocol.frames import serial_wrap
+from tests.support.sensor_frames import encode_frame  # DATA/INFO by the firmware core, commands by the host
 
 for name, frame in load():
     raw = encode_frame(frame)

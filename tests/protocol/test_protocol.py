@@ -3,10 +3,12 @@ import random
 
 import numpy as np
 import pytest
+
+from tests.support.sensor_frames import encode_frame  # DATA/INFO by the firmware core
 from tests.support.golden_vectors import GOLDEN, load
 
 from host.protocol.frames import (Command, DataFrame, FrameError, FrameType, InfoFrame, SampleDecoder,
-                           SerialDeframer, cobs_decode, cobs_encode, decode_frame, encode_frame,
+                           SerialDeframer, cobs_decode, cobs_encode, decode_frame,
                            max_samples_per_frame, serial_wrap)
 
 VECTORS = load()
