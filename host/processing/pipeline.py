@@ -7,6 +7,11 @@ physical units with device timestamps and lost-sample counts) and runs each batc
   orientation estimator -> mounting calibration (host.processing.calibration) -> pelvic angles -> exercise logic
 and out come: events (dicts, passed to `emit`), one row per sample in the live buffer (for the plot
 or console view), cue decisions to the `cue` sink (audio), and optionally a per-sample angle trace.
+Walking (`--exercise walk`): the exercise logic is host.processing.gait.WalkExercise, which also gets
+the raw sample (`feed`); its calibration (host.processing.walk_calibration) finds the axes from the
+first steps, so the samples from the still phase on are kept and run through the step detector
+once it has finished (`_walk_catch_up`: those steps are recorded, marked `during_calibration`, never
+sounded).
 
 Lost samples (sequence gaps) are bridged for the estimator by interpolating the last sample and the
 next one over as many sample periods as the device's timestamps say passed, so fusion never
