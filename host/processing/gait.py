@@ -35,7 +35,6 @@ import math
 import statistics
 from dataclasses import dataclass
 
-from scipy.signal import butter
 
 SIDES = ("left", "right")
 # Default threshold for the swing-side drop: normal gait keeps the swing side's drop within about
@@ -83,6 +82,9 @@ class Biquads:
 
 
 def lowpass(fc_hz: float, rate_hz: float) -> Biquads:
+    # imported here: scipy.signal takes seconds to import on a loaded machine, and every session
+    # imports this module through the pipeline, walking or not
+    from scipy.signal import butter
     return Biquads(butter(2, fc_hz, fs=rate_hz, output="sos"))
 
 
