@@ -6,11 +6,12 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # Audio server + PortAudio (cue tone, audio tests), Xvfb + X libraries (real Qt window),
-# python venv support for a bare Debian.
-SYSPKGS := python3 python3-venv pulseaudio pulseaudio-utils libportaudio2 libasound2-plugins \
+# python venv support for a bare Debian, Chromium + its driver (the dashboard's browser tests),
+# espeak-ng (the spoken prompts of `hiplevel today`).
+SYSPKGS := python3 python3-venv pulseaudio pulseaudio-utils libportaudio2 libasound2-plugins espeak-ng \
 	xvfb xauth libxkbcommon0 libxkbcommon-x11-0 libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 \
 	libxcb-xinput0 libxcb-cursor0 libxcb-randr0 libxcb-render-util0 libxcb-shape0 libegl1 libgl1 \
-	libfontconfig1 libdbus-1-3
+	libfontconfig1 libdbus-1-3 chromium chromium-driver postgresql tcpdump
 PYTHON ?= python3
 
 .PHONY: demo test sysdeps venv bench enclosure clean

@@ -10,14 +10,13 @@ import argparse
 import sys
 
 from host.commands.argtypes import loss_fraction, number, positive, tcp_port
-
 from host.protocol.frames import SEQ_MODULO
 
 from .device import RATES_HZ, SimDevice
 from .firmware import core
+from .motion import EXERCISES, SIDES, SWINGS, Scenario
 
 DEFAULT_RATE_HZ = core.DEFAULT_RATE_HZ
-from .motion import EXERCISES, SIDES, SWINGS, Scenario
 from .walking import add_walk_arguments, walk_scenario
 
 
@@ -49,6 +48,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ble.add_argument("--hci-port", type=tcp_port, default=None, metavar="PORT",
                      help="TCP port of the virtual radio (fixed, so a restarted sensor is found again)")
     ble.add_argument("--name", default=None, help="advertised name (default hiplevel-sim-XXXX)")
+    ble.add_argument("--as", dest="as_sensor", choices=["hiplevel", "dot", "movesense"], default="hiplevel",
+                     help="speak this sensor's BLE protocol: hiplevel's own (default), a Movella DOT or a "
+                          "Movesense with gatt_sensordata_app (docs/sensors.md); prints its address")
     ble.add_argument("--dropout-at", type=number(0.0, what="a sensor time in seconds, 0 or more"), default=None, metavar="S",
                      help="go out of range once at this sensor time, seconds")
     ble.add_argument("--dropout-for", type=positive, default=3.0, metavar="S",
@@ -71,13 +73,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "to calibrate (default 2; 0 for `hiplevel run --calibration standing`)")
     p.add_argument("--bend-deg", type=float, default=30.0, metavar="DEG",
                    help="how far each calibration bend tips the pelvis forward (default 30)")
-    p.add_argument("--rate", type=int, choices=RATES_HZ, default=DEFAULT_RATE_HZ,
-                   help="the chip's output data rate, Hz (default %(default)s)")
+    p.add_argument("--rate", type=int, default=None,
+                   help=f"the chip's output data rate, Hz: {', '.join(map(str, RATES_HZ))} (default "
+                        f"{DEFAULT_RATE_HZ}); --as dot 1-60 (default 60), --as movesense 13-1666 "
+                        "(default 104; the host's subscription sets it)")
     p.add_argument("--odr-error", type=float, default=None, metavar="PCT",
                    help="the chip's oscillator error, percent (default: random within ±2.5)")
     p.add_argument("--imu-fault-at", type=float, default=None, metavar="S",
                    help="the motion chip stops answering at this sensor time, seconds (0: never answers)")
-    p.add_argument("--samples-per-frame", type=int, default=4)
+    p.add_argument("--samples-per-frame", type=int, default=None,
+                   help="samples per frame (default 4; --as dot 1; --as movesense 8 per notification)")
     p.add_argument("--speed", type=positive, default=1.0, help="run this many times faster than real time")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--clock-ppm", type=float, default=None, help="device clock error (default: random within ±50)")
@@ -86,7 +91,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--loss", type=loss_fraction, default=0.0, help="fraction of frames lost on the link")
     p.add_argument("--corrupt", type=loss_fraction, default=0.0, help="fraction of serial packets with a flipped byte")
     p.add_argument("--clock-jump", type=_clock_jump, default=None, metavar="AT:BY",
-                   help="serial link: the device clock jumps once by BY seconds (negative = back) at "
+                   help="serial link: the device's time stamps jump once by BY seconds (negative = back) at "
                         "AT seconds into the stream, e.g. 12:-5")
     p.add_argument("--no-noise", action="store_true", help="ideal sensor (no noise, no bias)")
     p.add_argument("--truth", metavar="FILE", help="write the true obliquity per sample to this CSV")
@@ -97,11 +102,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         help="the sample numbering jumps by 2^31 once at this true time (the clock runs on)")
     faults.add_argument("--stall-at", type=positive, default=None, metavar="S",
                         help="the IMU stops at this true time: no more samples, INFO goes on every second")
+    prog = p.add_argument_group("following a programme (firmware_sim/programme.py)")
+    prog.add_argument("--programme", metavar="FILE", default=None,
+                      help="do the steps of this programme file (TOML), as `hiplevel today` runs them")
+    prog.add_argument("--from-step", type=int, default=0, metavar="K", help="start at step K (0 = the first)")
+    prog.add_argument("--steps", type=int, default=None, metavar="N", help="do only N steps (an interrupted session); "
+                      "--exercise walk: the straight steps to walk (default 20)")
 
 
 def scenario_from_args(args) -> Scenario:
     if args.exercise == "walk":
         return walk_scenario(args)
+    if getattr(args, "programme", None):
+        from .programme import programme_scenario
+        try:
+            return programme_scenario(args.programme, args.from_step, args.steps, rep_s=args.rep_seconds,
+                                      calibration_bends=args.bends)
+        except OSError as e:
+            raise ValueError(f"cannot read the programme file {args.programme}: {e.strerror}") from None
     drops = args.drops or [6.0]
     reps = args.reps if args.reps is not None else (len(args.drops) if args.drops else 5)
     if reps < 0:
@@ -132,24 +150,25 @@ class FaultyDevice:
     def __getattr__(self, name):
         return getattr(self._device, name)
 
+    def __setattr__(self, name, value):  # the link sets `wall_clock` and `streaming` on the device
+        if name.startswith("_"):
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self._device, name, value)
+
     def frames_due(self, t_true_s: float) -> list[bytes]:
         dev, out = self._device, []
         while self._faults and self._faults[0][0] <= t_true_s:
             at_s, kind = self._faults.pop(0)
-            if not self._stalled:
-                out += dev.frames_due(at_s)
+            out += dev.frames_due(at_s)
             if kind == "stall":
                 self._stalled = True
+                dev.stall()
             elif kind == "jump":
-                dev._seq = (dev._seq + SEQ_MODULO // 2) % SEQ_MODULO
+                out += dev.jump_seq(SEQ_MODULO // 2)
             else:  # reboot: up-time starts again from ~0.3 s (the true-time mapping moves with it)
-                shift = dev._dev_us - 300_000.0
-                dev._dev_us -= shift
-                dev.boot_us -= shift
-                dev._seq = 0
-                dev._history.clear()
-                out.append(dev.info_frame())  # a booting sensor announces itself
-        return out if self._stalled else out + dev.frames_due(t_true_s)
+                out += dev.reboot(up_s=0.3)
+        return out + dev.frames_due(t_true_s)
 
     @property
     def finished(self) -> bool:
@@ -164,7 +183,24 @@ def run(args) -> int:
         raise UserError("--mount-tilt must be within 0..45 degrees")
     if args.odr_error is not None and not -10 <= args.odr_error <= 10:
         raise UserError("--odr-error must be within -10..10 percent")
-    if not 1 <= args.samples_per_frame <= 255:
+    rate, spf = args.rate or DEFAULT_RATE_HZ, args.samples_per_frame or 4
+    third_party = None
+    if args.as_sensor != "hiplevel":
+        if args.link != "ble":
+            raise UserError("--as is for the BLE link (--link ble)")
+        if args.restart_at or args.seq_jump_at or args.stall_at or args.imu_fault_at is not None:
+            raise UserError("the firmware faults are for hiplevel's own firmware")
+        from .link_ble_as import DEFAULTS
+        rate0, spf0, rates = DEFAULTS[args.as_sensor]
+        third_party = (args.rate or rate0, args.samples_per_frame or spf0)
+        if third_party[0] not in rates:
+            raise UserError(f"--as {args.as_sensor} streams at {', '.join(map(str, rates))} Hz")
+        if args.as_sensor == "dot" and third_party[1] != 1:
+            raise UserError("a Movella DOT sends one sample per notification (--samples-per-frame 1)")
+        rate, spf = DEFAULT_RATE_HZ, third_party[1]  # the board's own firmware core stays idle
+    elif rate not in RATES_HZ:
+        raise UserError(f"--rate: the chip runs at {', '.join(map(str, RATES_HZ))} Hz")
+    if not 1 <= spf <= 255:
         raise UserError("--samples-per-frame must be 1..255")
     try:
         scenario = scenario_from_args(args)
@@ -178,7 +214,7 @@ def run(args) -> int:
             raise UserError(f"cannot write the truth file {args.truth}: {e.strerror}")
     if args.truth and args.exercise == "walk":
         scenario.write_steps_truth(args.truth + ".steps.csv")
-    device = SimDevice(scenario, rate_hz=args.rate, samples_per_frame=args.samples_per_frame,
+    device = SimDevice(scenario, rate_hz=rate, samples_per_frame=spf,
                        seed=args.seed, clock_ppm=args.clock_ppm, mount_yaw_deg=args.mount_yaw,
                        mount_tilt_deg=args.mount_tilt, noise=not args.no_noise, loss=args.loss,
                        truth_file=truth,
@@ -192,7 +228,8 @@ def run(args) -> int:
                 raise UserError("--corrupt is for the serial link (BLE packets are checked by the radio)")
             from .link_ble import run_ble
             return run_ble(device, speed=args.speed, name=args.name, hci_port=args.hci_port,
-                           dropout_at_s=args.dropout_at, dropout_for_s=args.dropout_for)
+                           dropout_at_s=args.dropout_at, dropout_for_s=args.dropout_for,
+                           kind=args.as_sensor, third_party=third_party)
         if args.dropout_at is not None:
             raise UserError("--dropout-at is for the BLE link (--link ble); a serial cable does not go out of range")
         from .link_pty import run_pty

@@ -118,6 +118,7 @@ class SimDevice:
         self.dropped_frames = 0
         self.truth_file = truth_file
         self.wall_clock: tuple[float, float] | None = None  # (monotonic at t_true 0, speed)
+        self._t_jump_us = 0      # fault (jump_clock): added to the stamp of every DATA frame sent
         if truth_file is not None:
             truth_file.write("seq,t_device_us,t_true_s,obliquity_deg,forward_tilt_deg,rep,sent,phase,"
                              "t_mono_s\n")
@@ -172,10 +173,38 @@ class SimDevice:
         return core.encode_stop()
 
     def jump_clock(self, by_s: float) -> None:
-        """Make the device clock jump by `by_s` (negative = back), as a faulty RTC or a firmware
-        clock reset would; true time and the sample numbering go on unchanged."""
-        self._dev_us += by_s * 1e6
-        self.boot_us += by_s * 1e6
+        """Make the device time stamps jump by `by_s` (negative = back), as a firmware whose clock
+        was reset would; true time and the sample numbering go on unchanged. A fault put on the
+        stamps the core sends: the core itself never lets them jump (its `Clock` extends the counter
+        monotonically and `SampleClock` never steps back), so a jumping counter would not show."""
+        self._t_jump_us += int(round(by_s * 1e6))
+
+    def jump_seq(self, by: int) -> list[bytes]:
+        """Make the sample numbering jump by `by` (mod 2^32) from the next frame on, as a firmware
+        bug would; the clock runs on. The partial frame goes out first, under the old numbering."""
+        frames = self._outgoing(self.fw.flush())
+        self.fw.seq = (self.fw.seq + by) % SEQ_MODULO
+        self._next_new_seq = self.fw.seq
+        return frames
+
+    def reboot(self, up_s: float = 0.3) -> list[bytes]:
+        """The board restarts: a fresh firmware core (numbering from 0, empty resend buffer, chip
+        reset), the counter from `up_s` of up-time. The host's START is not repeated, so the
+        reboot goes on streaming as the old one did; returns what the new core sends (its INFO)."""
+        self.boot_us = int(up_s * 1e6 - self.t_s * 1e6 * (1.0 + self.clock_ppm * 1e-6))
+        old = self.fw
+        self.fw = core.Firmware(_ChipBus(self.chip), max_spf=old.max_spf, rate_hz=old.rate_hz,
+                                history_samples=old.history_samples, info_every_us=old.info_every_us)
+        self.fw.spf, self.fw.flush_us = old.spf, old.flush_us  # the same link, already set up
+        self.chip.delivered_t.clear()  # what the old core read and never sent is gone with it
+        self._next_new_seq = 0
+        start = self.fw.handle_command(struct.pack("<BB", 1, core.CMD_START), self._counter(self.t_s))
+        return self._outgoing(start)
+
+    def stall(self) -> None:
+        """The chip stops sampling (it still answers on the bus): no more samples; the firmware
+        goes on, so INFO still comes once a second over serial."""
+        self.chip.end_s = min(self.chip.end_s, self.chip.t_s)
 
     def set_samples_per_frame(self, n: int) -> None:
         """The link carries at most n samples per frame (BLE: fitted to the ATT MTU)."""
@@ -212,6 +241,11 @@ class SimDevice:
         """Frames leaving the firmware: new samples get their truth rows; loss drops some."""
         out = []
         for frame in frames:
+            if self._t_jump_us and frame[1] == core.DATA:
+                frame = bytearray(frame)
+                t_us = struct.unpack_from("<Q", frame, 6)[0]
+                struct.pack_into("<Q", frame, 6, (t_us + self._t_jump_us) % (1 << 64))
+                frame = bytes(frame)
             new = frame[1] == core.DATA and struct.unpack_from("<I", frame, 2)[0] == self._next_new_seq
             if not new:
                 out.append(frame)  # info, stop, fault, resent data: never dropped here

@@ -4,7 +4,8 @@ In: a `SimDevice` (firmware_sim.device: the firmware core on a simulated chip) t
 frames, and the wall clock. Out: the same
 frames as GATT notifications (docs/protocol.md), to any BLE central that attaches to the
 virtual radio over loopback TCP. The first line printed says the sensor's name and where the radio
-is, e.g. `ble hiplevel-sim-1a2b tcp-client:127.0.0.1:40213`; hosts wait for that line (a TCP probe
+is, e.g. `ble hiplevel-sim-1a2b tcp-client:127.0.0.1:40213` (with `--as dot|movesense`, the
+sensor's address instead of its name: firmware_sim.link_ble_as); hosts wait for that line (a TCP probe
 before it would swallow the HCI replies).
 
 Inside one process: a `VirtualRadio` (bumble LocalLink) joins two virtual controllers: the
@@ -51,6 +52,7 @@ from .firmware import core
 log = logging.getLogger(__name__)
 
 TICK_S = 0.005              # pacing step of the firmware loop (wall clock)
+MAX_STEP_S = 0.1            # at most this much sensor time is run per tick
 FINISH_LINGER_S = 1.0       # after CMD_STOP, stay on air this long so it is delivered
 FINISH_WAIT_S = 10.0        # scenario over while no host is connected: wait this long for one
 
@@ -246,6 +248,16 @@ class HciTcpServer:
 
 # ---------------------------------------------------------------- the sensor
 
+def sensor_time(t0: float, speed: float, dropout_at_s: float | None, dropout_for_s: float,
+                radio: VirtualRadio) -> float:
+    """The scenario's time now (started at `t0`, run `speed` times real time), taking the sensor out
+    of range while it is within the dropout."""
+    t_true = (time.monotonic() - t0) * speed
+    if dropout_at_s is not None:
+        radio.set_out_of_range(dropout_at_s <= t_true < dropout_at_s + dropout_for_s)
+    return t_true
+
+
 def sensor_identity(hci_port: int | None) -> tuple[str, str]:
     """(default name, static random address). Fixed for a fixed port, so a restarted sensor is
     the same sensor to the host (as a real one keeps its address across power cycles)."""
@@ -377,11 +389,12 @@ class SensorPeripheral:
             await asyncio.sleep(TICK_S)
             if self.t0 is None:
                 continue
-            t_true = (time.monotonic() - self.t0) * speed
-            if dropout_at_s is not None:
-                radio.set_out_of_range(dropout_at_s <= t_true < dropout_at_s + dropout_for_s)
+            t_true = sensor_time(self.t0, speed, dropout_at_s, dropout_for_s, radio)
             if not self.sim.finished:
-                self.unsent.extend(self.sim.frames_due(t_true))
+                # a bounded step: a starved process catches up over several ticks, so the radio and
+                # the GATT server are served in between (one long catch-up would let the host's
+                # 1.5 s quiet-link check drop the link)
+                self.unsent.extend(self.sim.frames_due(min(t_true, self.sim.t_s + MAX_STEP_S)))
                 limit = int(self.sim.history_s * self.sim.rate_hz) + 1
                 while len(self.unsent) > limit:  # bounded like the device's history
                     self.unsent.popleft()
@@ -407,8 +420,12 @@ class SensorPeripheral:
 
 async def serve_ble(device: SimDevice, speed: float = 1.0, name: str | None = None,
                     hci_port: int | None = None, out=sys.stdout, dropout_at_s: float | None = None,
-                    dropout_for_s: float = 0.0, battery_pct: int = 87) -> None:
+                    dropout_for_s: float = 0.0, battery_pct: int = 87, kind: str = "hiplevel",
+                    third_party: tuple[int, int] | None = None) -> None:
     default_name, address = sensor_identity(hci_port)
+    if kind != "hiplevel":  # `--as dot|movesense`: another maker's protocol (firmware_sim.link_ble_as)
+        from .link_ble_as import PERIPHERALS, default_name as third_party_name
+        default_name = third_party_name(kind, address)
     name = name or default_name
     gatt.scan_response_data(name)  # raises ValueError for a name that cannot be advertised
     radio = VirtualRadio()
@@ -419,10 +436,14 @@ async def serve_ble(device: SimDevice, speed: float = 1.0, name: str | None = No
         port = await server.start(hci_port)
     except OSError as e:
         raise OSError(f"cannot open the virtual radio on port {hci_port}: {e.strerror}") from None
-    peripheral = SensorPeripheral(device, sensor_ctrl, name, address, battery_pct)
+    if kind == "hiplevel":
+        peripheral = SensorPeripheral(device, sensor_ctrl, name, address, battery_pct)
+    else:  # third_party: (rate_hz, samples per notification) until the host asks otherwise
+        peripheral = PERIPHERALS[kind](device, sensor_ctrl, name, address, battery_pct, *third_party)
     try:
         await asyncio.wait_for(peripheral.start(), 5.0)
-        print(f"ble {name} tcp-client:127.0.0.1:{port}", file=out, flush=True)
+        # a third-party sensor's name is not unique (every DOT says "Movella DOT"): its address
+        print(f"ble {name if kind == 'hiplevel' else address} tcp-client:127.0.0.1:{port}", file=out, flush=True)
         await peripheral.run(speed, dropout_at_s, dropout_for_s, radio)
     finally:
         server.close()
@@ -430,7 +451,8 @@ async def serve_ble(device: SimDevice, speed: float = 1.0, name: str | None = No
 
 def run_ble(device: SimDevice, speed: float = 1.0, name: str | None = None,
             hci_port: int | None = None, out=sys.stdout, dropout_at_s: float | None = None,
-            dropout_for_s: float = 0.0, battery_pct: int = 87) -> int:
+            dropout_for_s: float = 0.0, battery_pct: int = 87, kind: str = "hiplevel",
+            third_party: tuple[int, int] | None = None) -> int:
     """Run the sensor until its scenario is over (exit status 0). `dropout_at_s`/`dropout_for_s`
     (sensor seconds since START) take the sensor out of range once, as walking away would."""
     problem = ("speed must be positive" if speed <= 0 else
@@ -445,7 +467,7 @@ def run_ble(device: SimDevice, speed: float = 1.0, name: str | None = None,
         logging.getLogger("bumble").setLevel(logging.CRITICAL)  # link losses are expected here
     try:
         asyncio.run(serve_ble(device, speed, name, hci_port, out, dropout_at_s, dropout_for_s,
-                              battery_pct))
+                              battery_pct, kind, third_party))
     except (OSError, ValueError) as e:  # port taken, name too long: say so, like the pty link
         print(f"sim: {e}", file=sys.stderr)
         return 2

@@ -9,20 +9,33 @@ late still learns the scale factors. When the scenario is over the
 device says STOP and, a moment later, closes the link.
 
 `corrupt` flips a byte in that fraction of packets, to exercise the host's error handling;
-`clock_jump` = (at_s, by_s) makes the device clock jump once by by_s seconds at true time at_s.
+`clock_jump` = (at_s, by_s) makes the device's time stamps jump once by by_s seconds at true time
+at_s (SimDevice.jump_clock).
 """
 from __future__ import annotations
 
+import fcntl
 import os
 import pty
 import select
+import struct
 import sys
+import termios
 import time
 import tty
 
 from .firmware import core
 
 serial_wrap = core.serial_wrap  # the firmware's own serial framing (the host only decodes it)
+DRAIN_S = 10.0  # at the end, wait at most this long for the host to read what was written
+
+
+def _unread(slave: int) -> int:
+    """Bytes written to the pty that the host has not read yet (the slave side's input queue)."""
+    try:
+        return struct.unpack("i", fcntl.ioctl(slave, termios.FIONREAD, b"\0\0\0\0"))[0]
+    except OSError:
+        return 0
 
 
 def run_pty(device, speed: float = 1.0, out=sys.stdout, corrupt: float = 0.0,
@@ -69,7 +82,20 @@ def run_pty(device, speed: float = 1.0, out=sys.stdout, corrupt: float = 0.0,
                     if device.truth_file is not None:
                         device.truth_file.flush()  # complete before the host hears the end
                     write(device.stop_frame())
-                    time.sleep(0.2)
+                    # closing the pty throws away what the host has not read yet: a slow host (a
+                    # loaded machine) gets up to DRAIN_S to read to the end first. Nothing unread
+                    # for half a second: the kernel passes written bytes on to the reading side
+                    # a moment later, so one empty look is not enough
+                    drain_until = time.monotonic() + DRAIN_S
+                    read_since = None
+                    while time.monotonic() < drain_until:
+                        if _unread(slave):
+                            read_since = None
+                        elif read_since is None:
+                            read_since = time.monotonic()
+                        elif time.monotonic() - read_since > 0.5:
+                            break
+                        time.sleep(0.02)
                     return 0
             ready, _, _ = select.select([master], [], [], 0.002)
             if ready:

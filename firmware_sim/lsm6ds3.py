@@ -21,6 +21,7 @@ ODR is set).
 from __future__ import annotations
 
 import collections
+import struct
 
 import numpy as np
 
@@ -53,7 +54,9 @@ class SimLSM6DS3TRC:
         self._next_sample_s: float | None = None
         self._words_out = 0                 # words of the current sample read so far
         self._pending_word: int | None = None  # second byte of a half-read word
-        self._block = None                  # readings computed ahead: (t, acc_g, gyr_dps)
+        self._block = None                  # samples computed ahead: (true times, FIFO words)
+        self._block_i = 0                   # the next of them to take
+        self._update_period()
 
     # ---- configuration derived from the registers
     def _fifo_rate(self) -> float:
@@ -68,8 +71,11 @@ class SimLSM6DS3TRC:
 
     @property
     def period_s(self) -> float:
+        return self._period_s
+
+    def _update_period(self) -> None:  # after every register write (read on every advance)
         rate = self._fifo_rate()
-        return 1.0 / (rate * (1.0 + self.odr_error)) if rate else float("inf")
+        self._period_s = 1.0 / (rate * (1.0 + self.odr_error)) if rate else float("inf")
 
     # ---- time
     def advance(self, t_true_s: float) -> None:
@@ -84,14 +90,9 @@ class SimLSM6DS3TRC:
         if self._next_sample_s > end:
             return
         k = int((end - self._next_sample_s) // period) + 1
-        t, acc_g, gyr_dps = self._take(k, period)
-        acc_lsb = ACC_G_PER_LSB[(self.regs[self.CTRL1_XL] >> 2) & 0x3]
-        gyr_lsb = GYR_DPS_PER_LSB[(self.regs[self.CTRL2_G] >> 2) & 0x3]
-        acc = np.clip(np.round(acc_g / acc_lsb), -32768, 32767).astype(np.int64)
-        gyr = np.clip(np.round(gyr_dps / gyr_lsb), -32768, 32767).astype(np.int64)
-        words = np.concatenate([gyr, acc], axis=1).ravel().tolist()  # pattern: G xyz, XL xyz
+        t, words = self._take(k, period)
         self.fifo.extend(words)
-        self.fifo_t.extend(t.tolist())
+        self.fifo_t.extend(t)
         while len(self.fifo) > FIFO_WORDS:  # continuous mode: the newest overwrites the oldest
             for _ in range(6):
                 self.fifo.popleft()
@@ -99,21 +100,27 @@ class SimLSM6DS3TRC:
             self.overrun = True
             self.overwritten += 1
 
-    def _take(self, k: int, period: float):
-        """The next k samples' true times and readings. The motion is scripted, so readings are
-        computed a block ahead (one model evaluation per BLOCK samples, not per FIFO read)."""
-        if self._block is None or self._block[0][0] != self._next_sample_s:
+    def _take(self, k: int, period: float) -> tuple[list[float], list[int]]:
+        """The next k samples' true times and FIFO words. The motion is scripted, so readings are
+        computed and quantised a block ahead (numpy once per BLOCK samples, not per FIFO read)."""
+        i = self._block_i
+        if self._block is not None and (len(self._block[0]) - i < k or self._block[0][i] != self._next_sample_s):
             self._block = None
-        if self._block is None or len(self._block[0]) < k:
+        if self._block is None:
             n = max(k, self.BLOCK)
             t = self._next_sample_s + period * np.arange(n)
             acc_g, gyr_dps = self.source(t)
-            self._block = (t, acc_g, gyr_dps)
-        t, acc_g, gyr_dps = self._block
-        rest = (t[k:], acc_g[k:], gyr_dps[k:])
-        self._block = rest if len(rest[0]) else None
-        self._next_sample_s = float(rest[0][0]) if len(rest[0]) else float(t[k - 1] + period)
-        return t[:k], acc_g[:k], gyr_dps[:k]
+            acc_lsb = ACC_G_PER_LSB[(self.regs[self.CTRL1_XL] >> 2) & 0x3]
+            gyr_lsb = GYR_DPS_PER_LSB[(self.regs[self.CTRL2_G] >> 2) & 0x3]
+            acc = np.clip(np.round(acc_g / acc_lsb), -32768, 32767).astype(np.int64)
+            gyr = np.clip(np.round(gyr_dps / gyr_lsb), -32768, 32767).astype(np.int64)
+            words = np.concatenate([gyr, acc], axis=1).ravel().tolist()  # pattern: G xyz, XL xyz
+            self._block = (t.tolist(), words)
+            i = self._block_i = 0
+        t_all, words = self._block
+        self._block_i = i + k
+        self._next_sample_s = t_all[i + k] if i + k < len(t_all) else t_all[i + k - 1] + period
+        return t_all[i:i + k], words[6 * i:6 * (i + k)]
 
     @property
     def finished(self) -> bool:
@@ -133,10 +140,14 @@ class SimLSM6DS3TRC:
                 self.regs[:] = bytes(128)
                 self.regs[0x0F] = WHO_AM_I_VALUE
                 self.regs[self.CTRL3_C] = 0x04
+                self._update_period()
                 self._stop_fifo()
                 continue
             was_rate = self._fifo_rate()
             self.regs[r] = value
+            if r in (self.CTRL1_XL, self.CTRL2_G):
+                self._block = None  # words computed ahead used the old full scale
+            self._update_period()
             if r == self.FIFO_CTRL5 and value & 0x7 == 0:  # bypass mode empties the FIFO
                 self._stop_fifo()
             elif self._fifo_rate() != was_rate:  # ODR changed: a new sample train
@@ -161,9 +172,22 @@ class SimLSM6DS3TRC:
             for i in range(n):
                 buf[i] = status[i] if i < 4 else 0
             return
-        if reg == self.FIFO_DATA_OUT_L:
-            for i in range(n):  # the address rolls back from _H to _L
-                buf[i] = self._fifo_byte()
+        if reg == self.FIFO_DATA_OUT_L:  # the address rolls back from _H to _L
+            i = 0
+            if n and self._pending_word is not None:
+                buf[0] = self._fifo_byte()
+                i = 1
+            k = min((n - i) // 2, len(self.fifo))  # whole words, at once
+            if k:
+                words = [self.fifo.popleft() & 0xFFFF for _ in range(k)]
+                buf[i:i + 2 * k] = struct.pack(f"<{k}H", *words)
+                sets_before = self._words_out // 6
+                self._words_out += k
+                for _ in range(self._words_out // 6 - sets_before):
+                    self.delivered_t.append(self.fifo_t.popleft())
+                i += 2 * k
+            for j in range(i, n):
+                buf[j] = self._fifo_byte()
             return
         for i in range(n):
             buf[i] = self.regs[(reg + i) % 128]

@@ -247,7 +247,7 @@ def add_walk_arguments(p) -> None:
     g.add_argument("--weak-side", choices=("left", "right"), default="right",
                    help="trendelenburg: the hip whose abductors are weak (the other side drops while it is the stance leg)")
     g.add_argument("--speed-mps", type=float, default=1.2, metavar="V", help="walking speed, m/s (default 1.2)")
-    g.add_argument("--steps", type=int, default=20, metavar="N", help="straight steps (default 20)")
+    # --steps N (straight steps, default 20) is shared with --programme's (firmware_sim.cli)
     g.add_argument("--turns", action="store_true", help="a U-turn of 4 steps after every 10 straight steps")
     g.add_argument("--pause", type=float, default=0.0, metavar="S",
                    help="stop and stand for S seconds halfway, then walk on (a new walking bout)")
@@ -255,5 +255,5 @@ def add_walk_arguments(p) -> None:
 
 def walk_scenario(args) -> WalkScenario:
     """The scenario from the command line; `--truth FILE` also gets FILE.steps.csv (steps_truth)."""
-    return WalkScenario(gait=args.gait, weak_side=args.weak_side, speed_mps=args.speed_mps, steps=args.steps,
+    return WalkScenario(gait=args.gait, weak_side=args.weak_side, speed_mps=args.speed_mps, steps=20 if args.steps is None else args.steps,
                         turns=args.turns, pause_s=args.pause, seed=args.seed)

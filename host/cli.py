@@ -26,6 +26,10 @@ COMMANDS = {
     "export": ("host.commands.export", "export a recorded session as CSV files"),
     "report": ("host.commands.report", "an HTML report of a session, or of a patient's progress"),
     "history": ("host.commands.history", "a window with a patient's sessions, progress and session review"),
+    "programme": ("host.commands.programme", "a patient's programme: show, edit, import, export"),
+    "today": ("host.commands.today", "run the next session of the patient's programme"),
+    "serve": ("host.commands.serve", "the therapists' web dashboard (patients, sessions, live view)"),
+    "clinic": ("host.commands.clinic", "clinics, therapist accounts and their patients, for the dashboard"),
 }
 
 

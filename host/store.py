@@ -1,15 +1,19 @@
-"""The session store: one SQLite file holding patients, sessions, blocks, raw frames, events and reps.
+"""The session store: patients, sessions, blocks, raw frames, events and reps, in one SQLite file (the
+default, for one machine) or one PostgreSQL database (a clinic's stations sharing it).
 
 Data enters through `host.sinks.recorder.Recorder` (which writes from its own thread with the `insert_*`
 helpers below) and leaves through the query functions (`list_sessions`, `frames`, `events`, `reps`,
 `progress`, ...) used by `hiplevel sessions | replay | export | report` and the GUI. See
 docs/sessions.md for the data model.
 
-- Where: `--db PATH`, else $HIPLEVEL_DB, else `sessions.sqlite` in the user's data folder
-  (platformdirs; ~/.local/share/hiplevel on Linux).
-- Versioned: `PRAGMA user_version` is the schema version; `MIGRATIONS[i]` takes version i to i + 1,
-  each in one transaction, so a database is never left half-migrated. A file made by a newer
-  hiplevel is refused with a plain message instead of being misread.
+- Where: `--db PATH|postgresql://...`, else $HIPLEVEL_DB, else `sessions.sqlite` in the user's data
+  folder (platformdirs; ~/.local/share/hiplevel on Linux).
+- Versioned: one migration history for both backends. `MIGRATIONS[i]` takes version i to i + 1, each
+  in one transaction, so a database is never left half-migrated; SQLite keeps the version in
+  `PRAGMA user_version`, PostgreSQL in the table hiplevel_schema (host.store_pg translates the DDL).
+  A database made by a newer hiplevel is refused with a plain message instead of being misread.
+- One SQL for both: qmark placeholders and SQL both engines accept; host.store_pg wraps psycopg so a
+  PostgreSQL connection reads like the sqlite3 one. Database errors of either are `DB_ERRORS`.
 - Crash-safe: while recording the file is in WAL mode with synchronous=NORMAL, so a killed process
   loses only what was not yet committed; a clean close switches it back to a single self-contained
   file (journal_mode=DELETE) that can be copied or opened on read-only media.
@@ -24,6 +28,9 @@ import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+
+from host import store_pg
+from host.store_pg import PgError
 
 DB_FILENAME = "sessions.sqlite"
 
@@ -103,31 +110,119 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE frames ADD COLUMN late INTEGER NOT NULL DEFAULT 0;
     """,
+    # 2 -> 3: the clinic's web dashboard (host/server): clinics, their therapists' accounts, which
+    # clinic a patient belongs to (NULL: none yet, seen by no therapist) and the signed-in browser
+    # sessions. Portable SQL (SQLite and PostgreSQL): times are epoch seconds in REAL columns.
+    """
+    CREATE TABLE clinics (
+        id          INTEGER PRIMARY KEY,
+        name        TEXT NOT NULL UNIQUE,
+        created_utc TEXT NOT NULL
+    );
+    CREATE TABLE therapists (
+        id            INTEGER PRIMARY KEY,
+        clinic_id     INTEGER NOT NULL REFERENCES clinics(id),
+        username      TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL,          -- argon2id, never the password
+        created_utc   TEXT NOT NULL
+    );
+    ALTER TABLE patients ADD COLUMN clinic_id INTEGER REFERENCES clinics(id);
+    CREATE TABLE web_sessions (
+        token_sha256 TEXT PRIMARY KEY,        -- the cookie's digest: a stolen database signs nobody in
+        therapist_id INTEGER NOT NULL REFERENCES therapists(id) ON DELETE CASCADE,
+        csrf_token   TEXT NOT NULL,
+        created_s    REAL NOT NULL,           -- epoch seconds
+        seen_s       REAL NOT NULL
+    );
+    """,
+    # 3 -> 4: the patient's programme (host/session/programme.py), versioned: each edit is a new
+    # row; a run is one `hiplevel today` session of it (resumed runs span several sessions), its
+    # steps say which item, side and set each recorded block followed; pain ratings per item.
+    """
+    CREATE TABLE programmes (
+        id          INTEGER PRIMARY KEY,
+        patient_id  INTEGER NOT NULL REFERENCES patients(id),
+        version     INTEGER NOT NULL,          -- 1, 2, ... per patient
+        created_utc TEXT NOT NULL,
+        toml        TEXT NOT NULL,             -- the programme as its TOML file
+        UNIQUE (patient_id, version)
+    );
+    CREATE TABLE programme_runs (
+        id            INTEGER PRIMARY KEY,
+        programme_id  INTEGER NOT NULL REFERENCES programmes(id),
+        number        INTEGER NOT NULL,        -- the patient's n-th programme session (fading)
+        started_utc   TEXT NOT NULL,
+        completed_utc TEXT                     -- NULL: not finished (the next `today` resumes it)
+    );
+    CREATE TABLE programme_steps (
+        run_id        INTEGER NOT NULL REFERENCES programme_runs(id) ON DELETE CASCADE,
+        step          INTEGER NOT NULL,        -- 0, 1, ... in the session's order
+        item          INTEGER NOT NULL,        -- 1-based item of the programme version
+        stance        TEXT NOT NULL,
+        set_number    INTEGER NOT NULL,
+        session_id    INTEGER REFERENCES sessions(id) ON DELETE SET NULL,
+        block_number  INTEGER,                 -- the block of that session holding the set
+        reps          INTEGER,                 -- reps counted
+        cued_reps     INTEGER,
+        completed_utc TEXT NOT NULL,
+        PRIMARY KEY (run_id, step)
+    );
+    CREATE TABLE pain_ratings (
+        run_id     INTEGER NOT NULL REFERENCES programme_runs(id) ON DELETE CASCADE,
+        item       INTEGER NOT NULL,
+        rating     INTEGER NOT NULL CHECK (rating BETWEEN 0 AND 10),
+        rated_utc  TEXT NOT NULL,
+        PRIMARY KEY (run_id, item)
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+DB_ERRORS = (sqlite3.Error, PgError)  # what a statement on either backend raises
+PG_MIGRATION_LOCK = 0x68697001        # pg_advisory_lock key: stations starting at once migrate one by one
 
 
+DB_HELP = ("session database: an SQLite file, or postgresql://USER:PASSWORD@HOST/DBNAME for a clinic's "
+           "shared server (default: $HIPLEVEL_DB, else sessions.sqlite in the user's data folder)")
 BUSY_TIMEOUT_S = 5.0  # how long one statement waits for another program's lock
 
 
 class StoreError(Exception):
     """A problem with the session database, said in words a user understands. `busy`: another
-    program holds its lock (worth trying again later)."""
+    program holds its lock (worth trying again later). `unreachable`: the database server cannot be
+    reached (the recorder then spools locally)."""
 
-    def __init__(self, message: str, busy: bool = False):
+    def __init__(self, message: str, busy: bool = False, unreachable: bool = False):
         super().__init__(message)
         self.busy = busy
+        self.unreachable = unreachable
+
+
+def is_unreachable(e: BaseException) -> bool:
+    """The database server went away (or cannot be reached): worth spooling, not failing."""
+    return (isinstance(e, PgError) and e.kind == "unreachable") or bool(getattr(e, "unreachable", False))
 
 
 def is_busy(e: BaseException) -> bool:
+    if isinstance(e, PgError):
+        return e.busy
     name = getattr(e, "sqlite_errorname", "")
     return name.startswith("SQLITE_BUSY") or name.startswith("SQLITE_LOCKED")
 
 
-def default_db_path() -> Path:
+def db_target(value) -> Path | str:
+    """A --db value as the store takes it: a postgresql:// URL stays text, anything else is a path."""
+    return str(value) if store_pg.is_url(str(value)) else Path(value)
+
+
+def shown(target) -> str:
+    """The database as a user is shown it (a URL without its password)."""
+    return store_pg.redact(target) if store_pg.is_url(target) else str(target)
+
+
+def default_db_path() -> Path | str:
     env = os.environ.get("HIPLEVEL_DB")
     if env:
-        return Path(env)
+        return db_target(env)
     import platformdirs
     return platformdirs.user_data_path("hiplevel", appauthor=False) / DB_FILENAME
 
@@ -143,7 +238,9 @@ def local_time(utc: str | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
 
 
 def explain(e: BaseException, path) -> str:
-    """A sqlite3 / OS error as a sentence about the database file."""
+    """A sqlite3 / PostgreSQL / OS error as a sentence about the database."""
+    if isinstance(e, PgError):
+        return explain_pg(e, path)
     name = getattr(e, "sqlite_errorname", "")
     if name == "SQLITE_FULL" or getattr(e, "errno", None) == 28:
         return f"the disk is full ({path})"
@@ -163,14 +260,32 @@ def explain(e: BaseException, path) -> str:
     return f"session database {path}: {e}"
 
 
+def explain_pg(e: PgError, url) -> str:
+    where = shown(url)
+    words = {
+        "unreachable": f"the database server cannot be reached ({where}: {e})",
+        "auth": f"the database server refused the user name or password ({where})",
+        "no-database": f"there is no such database on the server ({where}); ask its administrator to "
+                       "create it (hiplevel makes the tables itself)",
+        "busy": f"the session database {where} is busy (another station holds a lock)",
+        "full": f"the database server's disk is full ({where})",
+        "read-only": f"the session database cannot be written (read-only server or user: {where})",
+    }
+    return words.get(e.kind, f"session database {where}: {e}")
+
+
 def connect(path, *, create: bool = False, writable: bool = True,
-            busy_timeout_s: float = BUSY_TIMEOUT_S) -> sqlite3.Connection:
-    """Open (and migrate) the database. Raises StoreError with a plain message.
+            busy_timeout_s: float = BUSY_TIMEOUT_S):
+    """Open (and migrate) the database: an SQLite file, or a postgresql:// URL (then a
+    host.store_pg.Connection, used the same way). Raises StoreError with a plain message.
 
     create: make the file (and its folder) if missing. writable=False opens read-only, which also
     works for a cleanly closed file on read-only media. Only `create` makes a database of a file that
-    is not one yet (missing or empty): a reader refuses an empty file instead of writing into it."""
-    path = Path(path)
+    is not one yet (missing or empty): a reader refuses an empty file instead of writing into it.
+    On PostgreSQL the database itself must exist; `create` makes its tables."""
+    path = db_target(path)
+    if isinstance(path, str):
+        return _connect_pg(path, create=create, busy_timeout_s=busy_timeout_s)
     if not create and not path.exists():
         raise StoreError(f"no session database at {path} (nothing recorded there yet)")
     if create:
@@ -212,13 +327,89 @@ def connect(path, *, create: bool = False, writable: bool = True,
     return conn
 
 
+def _connect_pg(url: str, *, create: bool, busy_timeout_s: float):
+    try:
+        conn = store_pg.connect(url, store_pg.id_tables(MIGRATIONS), busy_timeout_s)
+    except PgError as e:
+        raise StoreError(explain_pg(e, url), busy=e.busy, unreachable=e.kind == "unreachable") from None
+    where = shown(url)
+    try:
+        # Stations starting at once check and migrate one by one: a session-level advisory lock
+        # (each step then runs in a transaction begun after the lock, so it sees the catalogue as
+        # the previous holder left it).
+        conn.execute("SELECT pg_advisory_lock(?)", (PG_MIGRATION_LOCK,))
+        try:
+            version = schema_version(conn)
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"{where} was written by a newer hiplevel (schema {version}, this one knows "
+                                 f"up to {SCHEMA_VERSION}); update hiplevel to open it")
+            if version == 0 and _has_tables(conn):
+                raise StoreError(f"{where} holds other tables but no hiplevel session database; give "
+                                 "hiplevel a database of its own")
+            if version == 0 and not create:
+                raise StoreError(f"{where} holds no session database yet (nothing recorded there yet)")
+            if version < SCHEMA_VERSION:
+                migrate(conn, url)
+        finally:
+            if not conn.closed:
+                conn.execute("SELECT pg_advisory_unlock(?)", (PG_MIGRATION_LOCK,))
+    except PgError as e:
+        conn.close()
+        raise StoreError(explain_pg(e, url), busy=e.busy, unreachable=e.kind == "unreachable") from None
+    except StoreError:
+        conn.close()
+        raise
+    return conn
+
+
+def is_pg(conn) -> bool:
+    return isinstance(conn, store_pg.Connection)
+
+
+def schema_version(conn) -> int:
+    """The database's schema version (0: no hiplevel tables yet)."""
+    if not is_pg(conn):
+        return conn.execute("PRAGMA user_version").fetchone()[0]
+    if conn.execute("SELECT to_regclass('hiplevel_schema')").fetchone()[0] is None:
+        return 0
+    row = conn.execute("SELECT version FROM hiplevel_schema").fetchone()
+    return 0 if row is None else row[0]
+
+
+def set_schema_version(conn, version: int) -> None:
+    """Record the schema version (inside the migration's transaction)."""
+    if not is_pg(conn):
+        conn.execute(f"PRAGMA user_version = {int(version)}")
+        return
+    conn.execute("CREATE TABLE IF NOT EXISTS hiplevel_schema (version INTEGER NOT NULL)")
+    conn.execute("DELETE FROM hiplevel_schema")
+    conn.execute("INSERT INTO hiplevel_schema (version) VALUES (?)", (int(version),))
+
+
+def table_names(conn) -> set[str]:
+    if is_pg(conn):
+        return {r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+    return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def column_names(conn, table: str) -> list[str]:
+    return [d[0] for d in conn.execute(f"SELECT * FROM {table} LIMIT 0").description]
+
+
 def _has_tables(conn) -> bool:
+    if is_pg(conn):
+        return bool(table_names(conn))
     return conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
 
 
-def migrate(conn: sqlite3.Connection, path="database", migrations: list[str] | None = None) -> None:
-    """Bring the schema up to date, one transaction per step (user_version is transactional)."""
+def migrate(conn, path="database", migrations: list[str] | None = None) -> None:
+    """Bring the schema up to date, one transaction per step (user_version is transactional; so is
+    PostgreSQL's DDL)."""
     migrations = MIGRATIONS if migrations is None else migrations
+    if is_pg(conn):
+        _migrate_pg(conn, migrations)
+        return
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     for target in range(version + 1, len(migrations) + 1):
         try:
@@ -233,16 +424,46 @@ def migrate(conn: sqlite3.Connection, path="database", migrations: list[str] | N
             raise
 
 
-def set_recording_mode(conn: sqlite3.Connection) -> None:
+def _migrate_pg(conn, migrations: list[str]) -> None:
+    """Each step in one transaction (PostgreSQL's DDL is transactional). Called under
+    _connect_pg's advisory lock, or by one connection alone (the tests)."""
+    for target in range(schema_version(conn) + 1, len(migrations) + 1):
+        conn.execute("BEGIN")
+        try:
+            conn.executescript(store_pg.schema_sql(migrations[target - 1]))
+            set_schema_version(conn, target)
+            conn.execute("COMMIT")
+        except BaseException:
+            try:
+                conn.execute("ROLLBACK")
+            except PgError:
+                pass
+            raise
+
+
+def set_busy_timeout(conn, seconds: float) -> None:
+    """How long a statement waits for another writer's lock before it fails as busy."""
+    if is_pg(conn):
+        conn.execute(f"SET lock_timeout = {int(seconds * 1000)}")
+    else:
+        conn.execute(f"PRAGMA busy_timeout = {int(seconds * 1000)}")
+
+
+def set_recording_mode(conn) -> None:
     """WAL + synchronous=NORMAL: a commit is one append to the WAL file (no fsync per commit), and
-    a killed process loses nothing committed; readers (the GUI's history) never block the writer."""
+    a killed process loses nothing committed; readers (the GUI's history) never block the writer.
+    (PostgreSQL: nothing to set; a commit is durable and readers never block writers.)"""
+    if is_pg(conn):
+        return
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
 
 
-def close_recording(conn: sqlite3.Connection) -> None:
+def close_recording(conn) -> None:
     """Fold the WAL back into the file and leave a single self-contained file. Best effort: another
     recorder may still have the file open (then it stays in WAL mode, which is fine)."""
+    if is_pg(conn):
+        return
     try:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         conn.execute("PRAGMA journal_mode = DELETE")
@@ -254,12 +475,12 @@ def close_recording(conn: sqlite3.Connection) -> None:
 
 def patient_id(conn, label: str, create: bool = True) -> int | None:
     row = conn.execute("SELECT id FROM patients WHERE label = ?", (label,)).fetchone()
-    if row is not None:
-        return row[0]
-    if not create:
-        return None
-    return conn.execute("INSERT INTO patients (label, created_utc) VALUES (?, ?)",
-                        (label, utc_now())).lastrowid
+    if row is not None or not create:
+        return None if row is None else row[0]
+    # ON CONFLICT: another station may add the same patient at the same moment
+    conn.execute("INSERT INTO patients (label, created_utc) VALUES (?, ?) ON CONFLICT (label) DO NOTHING",
+                 (label, utc_now()))
+    return conn.execute("SELECT id FROM patients WHERE label = ?", (label,)).fetchone()[0]
 
 
 def check_patient_label(label: str) -> str:
@@ -419,7 +640,7 @@ def list_sessions(conn, patient: str | None = None) -> list[SessionInfo]:
     rows = conn.execute(
         "SELECT s.id, p.label, s.started_utc, s.ended_utc, s.source, s.app_version, "
         "(SELECT count(*) FROM reps r JOIN blocks t ON r.block_id = t.id WHERE t.session_id = s.id), "
-        "(SELECT count(*) FROM reps r JOIN blocks t ON r.block_id = t.id WHERE t.session_id = s.id AND r.cued) "
+        "(SELECT count(*) FROM reps r JOIN blocks t ON r.block_id = t.id WHERE t.session_id = s.id AND r.cued = 1) "
         f"FROM sessions s JOIN patients p ON s.patient_id = p.id {where} ORDER BY s.started_utc, s.id",
         params).fetchall()
     sessions = [SessionInfo(id=r[0], patient=r[1], started_utc=r[2], ended_utc=r[3], source=r[4],
@@ -512,6 +733,148 @@ def side_stats(rep_events: list[dict]) -> dict[str, dict]:
                      "worst_drop_deg": max(drops), "mean_drop_deg": sum(drops) / len(drops),
                      "mean_duration_s": sum(durs) / len(durs) if durs else None}
     return out
+
+
+# ---- clinics and therapists (host/server, `hiplevel clinic`) ----
+
+@dataclass
+class Therapist:
+    id: int
+    clinic_id: int
+    clinic: str
+    username: str
+    password_hash: str
+
+
+def clinic_id(conn, name: str, create: bool = False) -> int | None:
+    row = conn.execute("SELECT id FROM clinics WHERE name = ?", (name,)).fetchone()
+    if row is not None:
+        return row[0]
+    if not create:
+        return None
+    return conn.execute("INSERT INTO clinics (name, created_utc) VALUES (?, ?)", (name, utc_now())).lastrowid
+
+
+def list_clinics(conn) -> list[dict]:
+    return [{"name": r[0], "therapists": r[1], "patients": r[2]} for r in conn.execute(
+        "SELECT c.name, (SELECT count(*) FROM therapists t WHERE t.clinic_id = c.id), "
+        "(SELECT count(*) FROM patients p WHERE p.clinic_id = c.id) FROM clinics c ORDER BY c.name")]
+
+
+def set_therapist(conn, clinic: str, username: str, password_hash: str) -> bool:
+    """Add a therapist account to `clinic` (made if new), or set a known one's password (it stays
+    in its clinic). Returns True when the account is new."""
+    row = conn.execute("SELECT id FROM therapists WHERE username = ?", (username,)).fetchone()
+    if row is not None:
+        conn.execute("UPDATE therapists SET password_hash = ? WHERE id = ?", (password_hash, row[0]))
+        conn.execute("DELETE FROM web_sessions WHERE therapist_id = ?", (row[0],))  # signed out everywhere
+        return False
+    cid = clinic_id(conn, clinic, create=True)
+    conn.execute("INSERT INTO therapists (clinic_id, username, password_hash, created_utc) VALUES (?, ?, ?, ?)",
+                 (cid, username, password_hash, utc_now()))
+    return True
+
+
+def therapist(conn, *, username: str | None = None, therapist_id: int | None = None) -> Therapist | None:
+    col, val = ("t.username", username) if username is not None else ("t.id", therapist_id)
+    r = conn.execute("SELECT t.id, t.clinic_id, c.name, t.username, t.password_hash FROM therapists t "
+                     f"JOIN clinics c ON c.id = t.clinic_id WHERE {col} = ?", (val,)).fetchone()
+    return Therapist(*r) if r is not None else None
+
+
+def assign_patient(conn, label: str, clinic: str) -> None:
+    """Put a patient (made if new) under a clinic: its therapists see the patient from then on."""
+    cid = clinic_id(conn, clinic)
+    if cid is None:
+        raise StoreError(f"no clinic {clinic!r} (add a therapist to it first: `hiplevel clinic add-therapist`)")
+    conn.execute("UPDATE patients SET clinic_id = ? WHERE id = ?", (cid, patient_id(conn, label)))
+
+
+def clinic_patients(conn, clinic_id_: int) -> list[dict]:
+    """The clinic's patients by label, with their session count and last session's start."""
+    return [{"id": r[0], "label": r[1], "sessions": r[2], "last_utc": r[3]} for r in conn.execute(
+        "SELECT p.id, p.label, count(s.id), max(s.started_utc) FROM patients p "
+        "LEFT JOIN sessions s ON s.patient_id = p.id WHERE p.clinic_id = ? GROUP BY p.id, p.label "
+        "ORDER BY p.label", (clinic_id_,))]
+
+
+def patient_of_clinic(conn, patient_id_: int, clinic_id_: int) -> str | None:
+    """The label of patient `patient_id_` if it belongs to the clinic, else None (not found and
+    not theirs look the same from outside)."""
+    r = conn.execute("SELECT label FROM patients WHERE id = ? AND clinic_id = ?", (patient_id_, clinic_id_)).fetchone()
+    return r[0] if r else None
+
+
+def session_of_clinic(conn, session_id: int, clinic_id_: int) -> SessionInfo | None:
+    r = conn.execute("SELECT 1 FROM sessions s JOIN patients p ON p.id = s.patient_id "
+                     "WHERE s.id = ? AND p.clinic_id = ?", (session_id, clinic_id_)).fetchone()
+    return get_session(conn, session_id) if r else None
+
+
+def open_blocks(conn, clinic_id_: int) -> list[dict]:
+    """Blocks of the clinic's patients still being recorded (no `end` event, session not closed),
+    newest first. A station killed mid-block leaves one open too: the live view says when no new
+    data came."""
+    return [{"block_id": r[0], "session_id": r[1], "number": r[2], "exercise": r[3], "started_utc": r[4],
+             "patient": r[5], "frames": r[6], "source": r[7]} for r in conn.execute(
+        "SELECT b.id, b.session_id, b.number, b.exercise, b.started_utc, p.label, b.frame_count, s.source "
+        "FROM blocks b JOIN sessions s ON s.id = b.session_id JOIN patients p ON p.id = s.patient_id "
+        "WHERE p.clinic_id = ? AND b.end_json IS NULL AND s.ended_utc IS NULL ORDER BY b.started_utc DESC, b.id DESC",
+        (clinic_id_,))]
+
+
+def block_of_clinic(conn, block_id: int, clinic_id_: int) -> BlockInfo | None:
+    r = conn.execute("SELECT b.* FROM blocks b JOIN sessions s ON s.id = b.session_id JOIN patients p "
+                     "ON p.id = s.patient_id WHERE b.id = ? AND p.clinic_id = ?", (block_id, clinic_id_)).fetchone()
+    return _block_from_row(r) if r else None
+
+
+def block(conn, block_id: int) -> BlockInfo | None:
+    r = conn.execute("SELECT * FROM blocks WHERE id = ?", (block_id,)).fetchone()
+    return _block_from_row(r) if r else None
+
+
+def frames_after(conn, block_id: int, after_n: int, limit: int = 4096) -> list[tuple[int, float, bytes, bool]]:
+    """(n, t_host_s, frame_bytes, late) of the frames committed after frame `after_n` (live tail)."""
+    return [(r[0], r[1], bytes(r[2]), bool(r[3])) for r in conn.execute(
+        "SELECT n, t_host_s, data, late FROM frames WHERE block_id = ? AND n > ? ORDER BY n LIMIT ?",
+        (block_id, after_n, limit))]
+
+
+def events_after(conn, block_id: int, after_id: int) -> list[tuple[int, float, dict]]:
+    """(id, t_host_s, event) of the events committed after event `after_id` (live tail)."""
+    return [(r[0], r[1], json.loads(r[2])) for r in conn.execute(
+        "SELECT id, t_host_s, json FROM events WHERE block_id = ? AND id > ? ORDER BY id", (block_id, after_id))]
+
+
+def add_web_session(conn, token_sha256: str, therapist_id: int, csrf_token: str, now_s: float,
+                    idle_s: float, max_s: float) -> None:
+    """A new signed-in browser session; the expired ones of anyone are deleted on the way."""
+    conn.execute("DELETE FROM web_sessions WHERE seen_s < ? OR created_s < ?", (now_s - idle_s, now_s - max_s))
+    conn.execute("INSERT INTO web_sessions (token_sha256, therapist_id, csrf_token, created_s, seen_s) "
+                 "VALUES (?, ?, ?, ?, ?)", (token_sha256, therapist_id, csrf_token, now_s, now_s))
+
+
+WEB_SESSION_TOUCH_S = 60.0  # a session's last use is written at most this often: most requests only read
+
+
+def web_session(conn, token_sha256: str, now_s: float, idle_s: float, max_s: float) -> tuple[int, str] | None:
+    """(therapist_id, csrf_token) of a signed-in browser session that has not expired (idle for
+    longer than idle_s, or older than max_s), else None (an expired one is deleted)."""
+    r = conn.execute("SELECT therapist_id, csrf_token, created_s, seen_s FROM web_sessions WHERE token_sha256 = ?",
+                     (token_sha256,)).fetchone()
+    if r is None:
+        return None
+    if r[3] < now_s - idle_s or r[2] < now_s - max_s:
+        end_web_session(conn, token_sha256)
+        return None
+    if now_s - r[3] > WEB_SESSION_TOUCH_S:
+        conn.execute("UPDATE web_sessions SET seen_s = ? WHERE token_sha256 = ?", (now_s, token_sha256))
+    return r[0], r[1]
+
+
+def end_web_session(conn, token_sha256: str) -> None:
+    conn.execute("DELETE FROM web_sessions WHERE token_sha256 = ?", (token_sha256,))
 
 
 def progress(conn, patient: str) -> list[dict]:

@@ -23,6 +23,7 @@ FOLDER_MARKERS = {"e2e": ("e2e",), "gui": ("display",)}
 # of the user's own database.
 os.environ.setdefault("HIPLEVEL_DB", os.path.join(tempfile.mkdtemp(prefix="hiplevel-test-db-"),
                                                   "sessions.sqlite"))
+os.environ.setdefault("HIPLEVEL_SPOOL", tempfile.mkdtemp(prefix="hiplevel-test-spool-"))
 
 
 def pytest_collection_modifyitems(config, items):
@@ -30,3 +31,24 @@ def pytest_collection_modifyitems(config, items):
         folder = Path(item.fspath).resolve().relative_to(TESTS).parts[0]
         for name in FOLDER_MARKERS.get(folder, ()):
             item.add_marker(getattr(pytest.mark, name))
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A real PostgreSQL server for the whole run (tests/support/pgserver.py); skipped only when
+    PostgreSQL is not installed (`make test` installs it)."""
+    from tests.support.pgserver import PgServer, bin_dir
+    if bin_dir() is None:
+        pytest.skip("PostgreSQL is not installed (/usr/lib/postgresql/*/bin; `make test` installs it)")
+    server = PgServer().start()
+    yield server
+    server.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request, tmp_path):
+    """A session database that does not exist yet, on each backend: an SQLite file path, or the URL
+    of a new empty database on the test PostgreSQL server."""
+    if request.param == "sqlite":
+        return tmp_path / "s.sqlite"
+    return request.getfixturevalue("pg_server").new_database()

@@ -3,7 +3,7 @@
 The same file runs on the board (copied to CIRCUITPY next to code.py, which is the board glue) and,
 under CPython, inside the simulator (`hiplevel sim`, firmware_sim/), so every end-to-end test runs
 this logic. It uses only what CircuitPython offers (struct, no numpy/dataclasses/typing/f-strings
-with nested specs); tests/firmware/test_circuitpython_subset.py checks that.
+with nested specs); tests/firmware/test_board_glue.py checks that.
 
 How data enters and leaves:
 - In: register reads and writes of the LSM6DS3TR-C through a `bus` object with
@@ -18,7 +18,9 @@ How data enters and leaves:
 Sample timing: the chip samples on its own oscillator (a few percent off its nominal rate). Each
 FIFO read says how many samples arrived by `now`; `SampleClock` fits a line sample number -> device
 microseconds under those reads (a sample is never later than the read that found it), so time
-stamps are smooth, follow the chip's real rate and never run backward.
+stamps follow the chip's real rate and never run backward. The line is refitted at 0.1, 0.3, 0.7,
+1.5 and 2.5 s, then every second; a refit in the first seconds can step the stamps by up to ~15 %
+of a sample period, later ones by a few per cent.
 """
 import struct
 
@@ -354,6 +356,10 @@ class SampleClock:
     first, doubling to 1 s), so stamps are smooth; a stamp is never later than the read that found
     its sample and never before the previous one."""
 
+    # the period is measured over at least this span: a lowest point can sit up to a poll interval
+    # above the truth, and over a few samples that error would tilt the line by per cent
+    MIN_SPAN_US = 250000
+
     def __init__(self, rate_hz, first_bin_us=100000, max_bin_us=1000000):
         self.nominal_us = 1000000.0 / rate_hz
         self.period_us = self.nominal_us
@@ -383,7 +389,7 @@ class SampleClock:
             return
         if self.first is None:
             self.first = (self.best[0], self.best[1])
-        elif self.best[0] > self.first[0]:
+        elif (self.best[0] - self.first[0]) * self.nominal_us >= self.MIN_SPAN_US:
             period = (self.best[1] - self.first[1]) / (self.best[0] - self.first[0])
             self.period_us = min(1.1 * self.nominal_us, max(0.9 * self.nominal_us, period))
         self.line = (self.best[0], self.best[1])

@@ -13,6 +13,7 @@ BENCHES = {
     "reps": ("host.bench.reps", "rep detection and cue accuracy over simulated scenarios"),
     "gait": ("host.bench.gait", "live step detection against reference contacts on real walking (IPOL format)"),
     "calibration": ("host.bench.calibration", "mounting calibration, lost frames and clock drift against simulator truth"),
+    "clinic": ("host.bench.clinic", "stations recording into one database, watched live through hiplevel serve"),
 }
 
 

@@ -118,6 +118,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "arrival to sound (default); ble: the simulated sensor's firmware over the "
                         "virtual radio, from the truth crossing the threshold to sound "
                         "(host.bench.latency_ble)")
+    p.add_argument("--speech", action="store_true",
+                   help="keep spoken prompts (espeak-ng) playing through the same stream the whole time; "
+                        "cue onsets are then found in the left-minus-right signal, where the centred "
+                        "voice cancels and the cue (panned toward the low side) remains")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
     p.add_argument("--write-docs", type=Path, metavar="PATH",
                    help=f"also write the results into the '## {SECTION_HEADING}' section of PATH (other "
@@ -329,15 +333,21 @@ def run_exercise(exercise: str, sf: ScriptedFrames, args, player, address: str, 
         recorder = audio_capture.SinkCapture(address, monitor).start()
     except pulse.PulseServerError as e:
         raise UserError(str(e)) from None
+    talker = SpeechLoop(player) if getattr(args, "speech", False) else None
     try:
         summary = asyncio.run(session.run())
         time.sleep(TAIL_S)   # the last cue's fade-out, and its onset note if it never went off
         tap.note_onset()
     finally:
+        if talker is not None:
+            talker.stop()
         recording = recorder.stop()
     if not summary.ok:
         raise UserError(f"the {exercise} session did not finish normally: {summary.reason}")
-    found = audio_capture.bursts(recording.samples, recording.samplerate)
+    samples = recording.samples
+    if talker is not None:  # the voice is centred (equal in both channels): L - R leaves the cue only
+        samples = samples[:, 0] - samples[:, 1]
+    found = audio_capture.bursts(samples, recording.samplerate)
     onset_hosts = [recording.host_time_of_frame(b.start) for b in found]
     results, mismatches, extra = match_cues(sf, int(session.pipeline.t0_us), tap,
                                             transport.arrival_host_s, onset_hosts)
@@ -345,10 +355,50 @@ def run_exercise(exercise: str, sf: ScriptedFrames, args, player, address: str, 
     for r in results:
         if r.onset_host_s is not None:
             i = onset_hosts.index(r.onset_host_s)
-            seg = recording.samples[found[i].start: found[i].start + window]
+            seg = samples[found[i].start: found[i].start + window]
             r.onset_hz = round(audio_capture.dominant_frequency_hz(seg, recording.samplerate), 1)
-    return summarise(exercise, results, mismatches, extra, player.underflows - underflows_before,
-                     transport.late_s)
+    row = summarise(exercise, results, mismatches, extra, player.underflows - underflows_before,
+                    transport.late_s)
+    if talker is not None:
+        asked = [r.requested_host_s for r in results if r.requested_host_s is not None]
+        row["speech_overlap"] = round(talker.share_speaking(asked), 3) if asked else None
+        row["phrases_spoken"] = len(talker.spans)
+    return row
+
+
+class SpeechLoop:
+    """Spoken phrases back to back on the player while the session runs (as `hiplevel today` says
+    them, but without pauses), with when each played, to say how many cues fell inside speech."""
+    PHRASES = ("Left leg: ten hip dips.", "Stand still.", "Bend forward slowly.", "Rest.", "Three.",
+               "Well done.", "Switch legs.")
+
+    def __init__(self, player):
+        import threading
+        from host.sinks.speech import synthesise
+        self.player = player
+        self.pcm = [synthesise(t, "en", player.samplerate) for t in self.PHRASES]
+        self.spans: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        k = 0
+        while not self._stop.is_set():
+            if not self.player.voice_busy:
+                pcm = self.pcm[k % len(self.pcm)]
+                self.player.play_voice(pcm)
+                t = time.monotonic()
+                self.spans.append((t, t + len(pcm) / self.player.samplerate))
+                k += 1
+            time.sleep(0.005)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(2)
+
+    def share_speaking(self, times: list[float]) -> float:
+        return sum(any(a <= t < b for a, b in self.spans) for t in times) / len(times)
 
 
 def measure(args) -> dict:
@@ -384,7 +434,7 @@ def measure(args) -> dict:
             "blocksize": args.blocksize, "samplerate_hz": player.samplerate,
             "latency": args.latency, "device": args.device,
             "server": "existing " + address if server is None else "private null sink",
-            "monitor": monitor, "seed": args.seed,
+            "monitor": monitor, "seed": args.seed, "speech": bool(getattr(args, "speech", False)),
             "output_latency_ms": None if output_latency_s is None else round(1000 * output_latency_s, 2),
             "load_average": [round(x, 2) for x in load_before],
         },
@@ -411,6 +461,10 @@ def render_markdown(res: dict) -> str:
         ok = "–" if s["p95"] is None else ("yes" if s["p95"] < target else "**no**")
         lines.append(f"| {r['cue']} (`{r['exercise']}`) | {s['n']} | {_fmt(s['p50'])} | "
                      f"{_fmt(s['p95'])} | {_fmt(s['max'])} | {ok} |")
+    if any(r.get("speech_overlap") is not None for r in rows):
+        lines += ["", "With spoken prompts playing through the same stream the whole time (`--speech`): "
+                  + "; ".join(f"{r['cue']}: {100 * r['speech_overlap']:.0f} % of the cues started while a phrase "
+                              f"was playing ({r['phrases_spoken']} phrases)" for r in rows) + "."]
     lines += ["", "Where the time goes (p50 / p95 / max, ms):", "",
               "| stage | " + " | ".join(r["cue"] for r in rows) + " |",
               "| --- |" + " --- |" * len(rows)]
@@ -441,6 +495,8 @@ def command_line(args) -> str:
         v = getattr(args, name)
         if v != default:
             parts += ["--" + name.replace("_", "-"), str(v)]
+    if getattr(args, "speech", False):
+        parts.append("--speech")
     if args.write_docs:
         parts += ["--write-docs", str(args.write_docs)]
     return shlex.join(parts)
@@ -489,6 +545,9 @@ def generated_section(args, res: dict) -> str:
 def run(args) -> int:
     from host.bench.docs import replace_section
     if args.link == "ble":
+        if getattr(args, "speech", False):
+            raise UserError("--speech measures the in-process session (--link memory); the BLE latency "
+                            "bench has no spoken prompts")
         from host.bench import latency_ble
         res = latency_ble.measure_ble(args)
         if args.write_docs:

@@ -7,6 +7,8 @@ by the real Recorder, then replayed from it through ReplayTransport + runner.Str
 Markdown file): the cost of `Recorder.frame` on the pipeline's thread, the writer thread's commit
 time per COMMIT_INTERVAL_S of data, the database size per minute, and replay speed as a multiple of
 real time (medians over repeats; the machines are shared, so repeats and medians matter).
+`--db postgresql://...` records into (and replays from) that PostgreSQL database instead of a
+temporary SQLite file (a new session; nothing else in the database is touched).
 """
 from __future__ import annotations
 
@@ -27,6 +29,8 @@ HEADING = "Session recording and replay"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seconds", type=float, default=300.0, help="sensor time in the recorded set (default 300)")
     p.add_argument("--repeats", type=int, default=5, help="replays to time (default 5)")
+    p.add_argument("--db", metavar="URL", help="record into this PostgreSQL database (postgresql://...) "
+                   "instead of a temporary SQLite file")
     p.add_argument("--write-docs", metavar="PATH", help="also write the results into this Markdown file's "
                    f"'{HEADING}' section (e.g. docs/performance.md)")
 
@@ -60,8 +64,9 @@ def pipeline_only_cpu_s(frames) -> float:
     return time.process_time() - c0
 
 
-def record_frames(db: Path, frames: list, period_s: float) -> tuple[float, list[float]]:
-    """Record `frames` with the real Recorder; (pipeline-thread seconds in Recorder.frame(), commit times).
+def record_frames(db, frames: list, period_s: float) -> tuple[float, list[float], int]:
+    """Record `frames` with the real Recorder; (pipeline-thread seconds in Recorder.frame(), commit
+    times, the session's id).
     The writer thread is not started on a timer here: the benchmark drains the queue itself every
     COMMIT_INTERVAL_S of data, so each commit holds what a live commit holds."""
     from host.processing.pipeline import PipelineConfig
@@ -82,7 +87,7 @@ def record_frames(db: Path, frames: list, period_s: float) -> tuple[float, list[
     rec.event({"event": "end", "t": frames[-1][0] - frames[0][0], "reason": "the sensor finished the set"})
     commits = list(rec.commit_s)
     rec.close()
-    return call_s, commits
+    return call_s, commits, rec.session_id
 
 
 def run(args) -> int:
@@ -94,11 +99,14 @@ def run(args) -> int:
     frames, period_s = make_frames(args.seconds)
     data_s = frames[-1][0] - frames[0][0]
     with tempfile.TemporaryDirectory() as tmp:
-        db = Path(tmp) / "bench.sqlite"
-        call_s, commits = record_frames(db, frames, period_s)
-        size_mb = db.stat().st_size / 1e6
-        conn = store.connect(db)
-        block = store.list_sessions(conn)[0].blocks[0]
+        db = args.db or Path(tmp) / "bench.sqlite"
+        call_s, commits, session_id = record_frames(db, frames, period_s)
+        size_mb = None if args.db else db.stat().st_size / 1e6
+        try:
+            conn = store.connect(db)
+        except store.StoreError as e:
+            raise UserError(str(e)) from None
+        block = store.get_session(conn, session_id).blocks[0]
         walls, cpus, direct, samples = [], [], [], 0
         for _ in range(args.repeats):
             direct.append(pipeline_only_cpu_s(frames))
@@ -112,7 +120,8 @@ def run(args) -> int:
     wall, cpu, pipe_cpu = statistics.median(walls), statistics.median(cpus), statistics.median(direct)
     lines = [
         f"recorded set: {data_s:.0f} s of sensor data at 200 Hz, {len(frames)} frames; "
-        f"{args.repeats} replays, medians",
+        f"{args.repeats} replays, medians; database: "
+        + (f"PostgreSQL ({store.shown(args.db)})" if args.db else "SQLite file"),
         "",
         "| what | result |",
         "| --- | --- |",
@@ -120,7 +129,8 @@ def run(args) -> int:
         f"| writer thread, one commit ({COMMIT_INTERVAL_S:g} s of data) | median "
         f"{statistics.median(commits) * 1e3:.2f} ms, max {max(commits) * 1e3:.1f} ms |",
         f"| writer thread load | {sum(commits) / data_s:.2%} of one core |",
-        f"| database size | {size_mb / (data_s / 60):.2f} MB per minute recorded |",
+        f"| database size | {size_mb / (data_s / 60):.2f} MB per minute recorded |" if size_mb is not None else
+        "| database size | (not measured on a server) |",
         f"| `hiplevel replay --fast` | {samples / wall:,.0f} samples/s = **{data_s / wall:,.0f}x real time** "
         f"(min {data_s / max(walls):,.0f}x, max {data_s / min(walls):,.0f}x) |",
         f"| same, per second of CPU time (less sensitive to other load) | {data_s / cpu:,.0f}x real time, "

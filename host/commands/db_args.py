@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
-import sqlite3
 
 from host import store
 from host.errors import UserError
@@ -15,8 +14,7 @@ from host.sinks.recorder import patient_label
 
 
 def add_db_argument(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", metavar="PATH", help="session database (default: sessions.sqlite in the user's "
-                   "data folder, or $HIPLEVEL_DB)")
+    p.add_argument("--db", metavar="PATH|URL", help=store.DB_HELP)
 
 
 def plain_db_errors(run):
@@ -26,7 +24,7 @@ def plain_db_errors(run):
     def wrapper(args):
         try:
             return run(args)
-        except sqlite3.Error as e:
+        except store.DB_ERRORS as e:
             raise UserError(store.explain(e, args.db or store.default_db_path())) from None
     return wrapper
 

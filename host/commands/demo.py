@@ -34,6 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--headless", action="store_true", help="console view instead of a window")
     p.add_argument("--mute", action="store_true")
     p.add_argument("--events", metavar="PATH", help="write events as JSON lines")
+    from host.sinks.lsl import add_arguments as add_lsl_arguments
+    add_lsl_arguments(p)
 
 
 def start_sim(sim_args: list[str]) -> tuple[subprocess.Popen, str]:
@@ -52,6 +54,7 @@ def run(args) -> int:
     from host.processing.exercise import ExerciseConfig
     from host.processing.pipeline import PipelineConfig
     from host.session.live_app import LiveOptions, run_live
+    from host.sinks.lsl import settings_from_args
     walk = args.exercise == "walk"
     if walk:
         sim_args = ["--exercise", "walk", "--gait", args.gait, "--weak-side", "right", "--turns",
@@ -70,7 +73,8 @@ def run(args) -> int:
     # private_audio: a headless box without sound still plays the tone (into a silent virtual output)
     opts = LiveOptions(headless=args.headless, events=args.events, mute=args.mute, private_audio=True,
                        patient="demo", title="hiplevel — walking" if walk else
-                       f"hiplevel — {args.exercise}, {args.stance} leg stance")
+                       f"hiplevel — {args.exercise}, {args.stance} leg stance",
+                       lsl=settings_from_args(args))
     proc, port = start_sim(sim_args)
     if walk:
         print(f"Simulated sensor on {port}: walking ({args.gait} gait, weak right hip), with U-turns. "

@@ -13,7 +13,6 @@ import csv
 import json
 import os
 import shutil
-import sqlite3
 import tempfile
 from pathlib import Path
 
@@ -128,7 +127,7 @@ def run(args) -> int:
         except OSError as e:
             raise UserError(f"writing the CSV files in {out_dir} failed: {e.strerror}; nothing was "
                             "changed there") from None
-        except sqlite3.Error as e:
+        except store.DB_ERRORS as e:
             raise UserError(f"{store.explain(e, args.db or store.default_db_path())}; the export stopped and "
                             f"nothing was changed in {out_dir}") from None
         finally:

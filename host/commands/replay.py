@@ -6,7 +6,7 @@ block's stored settings are used unless overridden (--threshold, --estimator, ..
 session is re-analysed with other thresholds or a newer estimator. `--speed X` paces it at X times
 real time with the console view; `--fast` runs as fast as the pipeline goes.
 Out: the reps of the replay, compared with the reps recorded live; optionally the replay's events as
-JSON lines (--events). The replay itself is host.session.review; this module parses and says.
+JSON lines (--events), and as Lab Streaming Layer streams (--lsl, host.sinks.lsl). The replay itself is host.session.review; this module parses and says.
 """
 from __future__ import annotations
 
@@ -55,6 +55,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--events", metavar="PATH", help="write the replay's events as JSON lines ('-' = stdout)")
     add_override_arguments(p)
     add_db_argument(p)
+    from host.sinks.lsl import add_arguments as add_lsl_arguments
+    add_lsl_arguments(p)
 
 
 def rep_table(reps: list[dict]) -> str:
@@ -69,6 +71,8 @@ def rep_table(reps: list[dict]) -> str:
 @plain_db_errors
 def run(args) -> int:
     from host.sinks.event_log import EventLog
+    from host.sinks.lsl import settings_from_args
+    lsl = settings_from_args(args)  # a wrong LSL option is said before the database is opened
     conn = open_db(args)
     try:
         session = get_session(conn, args.session)
@@ -93,7 +97,7 @@ def run(args) -> int:
                 # thresholds given here replace the recorded ones, including those changed live
                 steer = all(getattr(args, k) is None for k in ("threshold", "threshold_left", "threshold_right"))
                 r = replay_block(conn, s, cfg, speed=speed, log=log, console=None if args.fast else out,
-                                 steer=steer)
+                                 steer=steer, lsl=lsl)
                 say(rep_table(r.reps) if r.reps else "No reps.")
                 say(compare_reps(store.reps(conn, s.id), r.reps).sentence())
                 if s.end is None:

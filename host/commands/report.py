@@ -13,6 +13,7 @@ from host import store
 from host.commands.db_args import add_db_argument, get_session, open_db, plain_db_errors
 from host.errors import UserError
 from host.report.html import patient_report, session_report
+from host.session import programme
 from host.sinks.recorder import patient_label
 
 
@@ -36,7 +37,7 @@ def run(args) -> int:
                 rows = store.progress(conn, args.patient)
             except store.StoreError as e:
                 raise UserError(str(e)) from None
-            page = patient_report(args.patient, rows)
+            page = patient_report(args.patient, rows, programme.adherence(conn, args.patient))
             default = f"patient-{_safe_name(args.patient)}-progress.html"
         else:
             session = get_session(conn, args.session)

@@ -1,6 +1,7 @@
 """Connect to a sensor and give live feedback (`hiplevel run`).
 
-Opens the link (serial port, or BLE), guides the calibration (stand still, then two slow forward
+Opens the link (serial port, or BLE: hiplevel's own sensor, a Movella DOT or a Movesense, see
+docs/sensors.md), guides the calibration (stand still, then two slow forward
 bends; `--calibration standing` for the quick one), then plays the cue and shows the live angle: in a
 window when a display is available, otherwise (or with --headless) as a console view. The session is
 recorded (docs/sessions.md); with --events its events are also written as JSON lines. Headless, the
@@ -15,7 +16,9 @@ from host.errors import UserError
 from host.processing.estimators import DEFAULT_ESTIMATOR, ESTIMATORS
 from host.processing.exercise import EXERCISES, FEEDBACK, SWINGS, THRESHOLD_DEFAULT_DEG, ExerciseConfig
 from host.processing.pipeline import PipelineConfig
+from host.protocol.frames import SENSOR_RATES_HZ
 from host.session.live_app import LiveOptions, run_live
+from host.sinks.lsl import settings_from_args
 
 
 def fade_shares(text: str) -> tuple[float, float]:
@@ -35,6 +38,12 @@ def add_link_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ble-hci", metavar="SPEC", default=None,
                    help="Bluetooth controller to use instead of the computer's own, e.g. the simulator's "
                         "virtual radio tcp-client:127.0.0.1:PORT (or set HIPLEVEL_BLE_HCI)")
+    from host.devices import KINDS
+    p.add_argument("--sensor", choices=KINDS, default=None,
+                   help="with --ble: the kind of sensor (default: what it advertises; docs/sensors.md)")
+    p.add_argument("--sensor-rate", type=int, default=None, metavar="HZ",
+                   help="with --sensor dot (1-60 Hz, default 60) or movesense (13-1666 Hz, default 104): "
+                        "the rate to stream at")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -54,11 +63,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "walk (the default with --exercise walk): stand still, then walk straight")
     p.add_argument("--estimator", default=DEFAULT_ESTIMATOR, choices=sorted(ESTIMATORS),
                    help=f"orientation filter (default {DEFAULT_ESTIMATOR})")
+    p.add_argument("--rate", type=int, choices=SENSOR_RATES_HZ, default=None, metavar="HZ",
+                   help="ask the sensor for this sample rate: 52, 104, 208 or 416 Hz, the LSM6DS3TR-C's "
+                        "rates (default: the sensor's own, 208 on the hiplevel firmware)")
     p.add_argument("--headless", action="store_true", help="console view instead of a window")
     p.add_argument("--events", metavar="PATH", help="write events as JSON lines to PATH ('-' = stdout)")
     p.add_argument("--angles", metavar="PATH", help="write the angle of every sample to a CSV file")
     p.add_argument("--mute", action="store_true", help="no cue tone")
     p.add_argument("--volume", type=fraction, default=0.6, help="cue volume 0..1 (default 0.6)")
+    from host.sinks.lsl import add_arguments as add_lsl_arguments
+    add_lsl_arguments(p)  # --lsl, --lsl-config, --lsl-local, --lsl-name
     cue = p.add_argument_group("cue design")
     cue.add_argument("--feedback", choices=FEEDBACK, default="threshold",
                      help="threshold: cue past the threshold (default); bandwidth: silent inside "
@@ -87,8 +101,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def make_transport(args):
     if getattr(args, "ble", None):
+        from host.links.base import TransportError
         from host.links.ble.transport import BleTransport
-        return BleTransport(args.ble, hci=args.ble_hci)
+        try:
+            return BleTransport(args.ble, hci=args.ble_hci, sensor=args.sensor, rate_hz=args.sensor_rate)
+        except TransportError as e:
+            raise UserError(str(e)) from None
+    if args.sensor not in (None, "hiplevel") or args.sensor_rate is not None:
+        raise UserError("--sensor and --sensor-rate are for Bluetooth sensors (--ble)")
     from host.links.serial import SerialTransport
     return SerialTransport(args.serial)
 
@@ -114,7 +134,8 @@ def live_options(args) -> LiveOptions:
     return LiveOptions(headless=args.headless, events=args.events, angles=args.angles, mute=args.mute,
                        volume=args.volume, private_audio=getattr(args, "private_audio", False),
                        record=not args.no_record, db=args.db, patient=args.patient,
-                       title=f"hiplevel — {args.exercise}, {args.stance} leg stance")
+                       title=f"hiplevel — {args.exercise}, {args.stance} leg stance",
+                       rate_hz=getattr(args, "rate", None), lsl=settings_from_args(args))
 
 
 def run(args) -> int:

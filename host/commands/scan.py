@@ -1,7 +1,8 @@
-"""List the hiplevel sensors in Bluetooth reach (`hiplevel scan`).
+"""List the sensors hiplevel can use in Bluetooth reach (`hiplevel scan`).
 
-Listens for advertisements of the hiplevel service for --timeout seconds and prints one line per
-sensor: name, address, signal strength and battery level when the sensor advertises it. Use the
+Listens for advertisements for --timeout seconds and prints one line per sensor hiplevel can use
+(its own, a Movella DOT, a Movesense; host.devices): kind, name, address, signal strength and battery
+level when the sensor advertises it. Use the
 name or the address with `hiplevel run --ble`. With --ble-hci (or $HIPLEVEL_BLE_HCI) it listens on
 a bumble radio instead of this computer's Bluetooth, e.g. the simulator's virtual radio.
 """
@@ -40,12 +41,12 @@ def run(args) -> int:
     except BleUnavailable as e:
         raise UserError(str(e)) from None
     if not found:
-        print(f"No hiplevel sensor heard within {args.timeout:g} s. Is it switched on, charged "
+        print(f"No sensor heard within {args.timeout:g} s. Is it switched on, charged "
               "and within a few metres?", file=sys.stderr)
         return 1
     width = max(len("NAME"), *(len(s.name or "?") for s in found))
-    print(f"{'NAME':<{width}}  {'ADDRESS':<17}  {'SIGNAL':>8}  BATTERY")
+    print(f"{'KIND':<9}  {'NAME':<{width}}  {'ADDRESS':<17}  {'SIGNAL':>8}  BATTERY")
     for s in found:
         battery = f"{s.battery_pct}%" if s.battery_pct is not None else "unknown"
-        print(f"{s.name or '?':<{width}}  {s.address:<17}  {s.rssi_dbm:>4} dBm  {battery}")
+        print(f"{s.kind:<9}  {s.name or '?':<{width}}  {s.address:<17}  {s.rssi_dbm:>4} dBm  {battery}")
     return 0

@@ -3,14 +3,14 @@
 
 In: the session database (host.store). Lists, counts and the progress chart come from small queries
 on the GUI thread (patients, sessions, the indexed rep columns via `store.progress`).
-Out: widgets only, nothing is written to the database.
+Out: widgets only; the one write is the programme form's (host.gui.programme_form, "Programme…"),
+which stores a new programme version.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
 import math
-import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from host import store
+from host.gui.programme_form import ProgrammeForm
 from host.gui.qt_common import COLORS, font, section, window_frame
 from host.gui.review_model import date_labels, drops_text, exercise_name, merge_sides
 from host.gui.review_window import REPS_BAR, SIDE_STYLE, ReviewWindow
@@ -33,12 +34,12 @@ class HistoryWindow(QtWidgets.QMainWindow):
 
     def __init__(self, db_path, patient: str | None = None, parent=None):
         super().__init__(parent)
-        self.db_path = Path(db_path)
+        self.db_path = store.db_target(db_path)
         store.connect(self.db_path).close()   # a missing or foreign file fails here, in words (StoreError)
         self.sessions: list[store.SessionInfo] = []
         self.progress_rows: list[dict] = []
         self.reviews: list[ReviewWindow] = []
-        root = window_frame(self, f"hiplevel — history ({self.db_path})", 1320, 900)
+        root = window_frame(self, f"hiplevel — history ({store.shown(self.db_path)})", 1320, 900)
 
         top = QtWidgets.QHBoxLayout()
         caption = QtWidgets.QLabel("Patient")
@@ -53,6 +54,11 @@ class HistoryWindow(QtWidgets.QMainWindow):
         self.summary_label = QtWidgets.QLabel()
         self.summary_label.setFont(font(13))
         top.addWidget(self.summary_label, stretch=1)
+        self.programme_button = QtWidgets.QPushButton("Programme…")
+        self.programme_button.setFont(font(12))
+        self.programme_button.setToolTip("Prescribe this patient's programme (hiplevel today runs it)")
+        self.programme_button.clicked.connect(self.open_programme)
+        top.addWidget(self.programme_button)
         self.reload_button = QtWidgets.QPushButton("↻ Reload")
         self.reload_button.setFont(font(12))
         self.reload_button.setToolTip("Read the database again (new recordings)")
@@ -182,7 +188,7 @@ class HistoryWindow(QtWidgets.QMainWindow):
                 if patient is None or patient not in patients:
                     last = store.list_sessions(conn)
                     patient = last[-1].patient if last else (patients[0] if patients else None)
-        except (sqlite3.Error, store.StoreError) as e:
+        except (*store.DB_ERRORS, store.StoreError) as e:
             self.status_label.setText(str(e) if isinstance(e, store.StoreError) else store.explain(e, self.db_path))
             return
         self.patient_combo.blockSignals(True)
@@ -197,12 +203,12 @@ class HistoryWindow(QtWidgets.QMainWindow):
         self.show_patient(patient)
 
     def show_patient(self, patient: str) -> None:
-        status = f"Database: {self.db_path}"
+        status = f"Database: {store.shown(self.db_path)}"
         try:
             with self._db() as conn:
                 self.sessions = store.list_sessions(conn, patient) if patient else []
                 self.progress_rows = store.progress(conn, patient) if patient else []
-        except (sqlite3.Error, store.StoreError) as e:
+        except (*store.DB_ERRORS, store.StoreError) as e:
             status = str(e) if isinstance(e, store.StoreError) else store.explain(e, self.db_path)
             self.sessions, self.progress_rows = [], []
         self._fill_table()
@@ -335,6 +341,17 @@ class HistoryWindow(QtWidgets.QMainWindow):
         self.reviews.append(w)
         w.show()
         return w
+
+    def open_programme(self) -> ProgrammeForm | None:
+        """The programme form of the patient shown (a new version on save)."""
+        patient = self.patient_combo.currentText()
+        if not patient:
+            self.status_label.setText("Choose a patient first: a programme belongs to one patient.")
+            return None
+        form = ProgrammeForm(self.db_path, patient, self)
+        self.programme_form = form
+        form.show()
+        return form
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:
         for w in self.reviews:

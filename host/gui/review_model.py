@@ -8,7 +8,6 @@ pipeline). Out: dataclasses and dicts; nothing is written.
 from __future__ import annotations
 
 import math
-import sqlite3
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -104,7 +103,7 @@ def load_block_review(db_path, block: store.BlockInfo) -> BlockReview:
     try:
         r = review_block(conn, block)
         marks = store.markers(conn, block.id)
-    except sqlite3.Error as e:
+    except store.DB_ERRORS as e:
         raise store.StoreError(store.explain(e, db_path)) from None
     finally:
         conn.close()

@@ -64,7 +64,7 @@ class ReviewWindow(QtWidgets.QMainWindow):
 
     def __init__(self, db_path, session: store.SessionInfo, parent=None):
         super().__init__(parent)
-        self.db_path = Path(db_path)
+        self.db_path = store.db_target(db_path)
         self.session = session
         self.review: BlockReview | None = None
         self._reviews: dict[int, BlockReview] = {}

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
 SEQ_MODULO = 1 << 32  # sample sequence numbers are u32: 248 days at 200 Hz before they wrap
+SENSOR_RATES_HZ = (52, 104, 208, 416)  # what SET_RATE can get from the LSM6DS3TR-C (docs/protocol.md)
 
 _HEADER = struct.Struct("<BB")          # version, type
 _DATA_HEAD = struct.Struct("<BBIQB")    # version, type, seq of first sample, t_device_us of first sample, n

@@ -64,8 +64,15 @@ def samples_per_frame_for_mtu(att_mtu: int, wanted: int) -> int:
     return min(wanted, max_samples_per_frame(att_mtu - 3))
 
 
-def _ad(ad_type: int, payload: bytes) -> bytes:
+def ad_field(ad_type: int, payload: bytes) -> bytes:
+    """One advertising data structure: length, type, payload (Core spec Vol 3 Part C 11)."""
     return bytes([len(payload) + 1, ad_type]) + payload
+
+
+_ad = ad_field
+AD_FLAGS, AD_UUID128_COMPLETE, AD_COMPLETE_NAME, AD_MANUFACTURER = (_AD_FLAGS, _AD_UUID128_COMPLETE,
+                                                                    _AD_COMPLETE_NAME, _AD_MANUFACTURER)
+FLAGS_LE_GENERAL_NO_BREDR = _FLAGS_LE_GENERAL_NO_BREDR
 
 
 def advertising_data(battery_pct: int | None) -> bytes:

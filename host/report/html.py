@@ -4,8 +4,10 @@ fonts or images to fetch), readable in any browser without the app.
 
 In: the session store (host.store) and, for the angle plots, host.session.review (each block
 replayed with its stored settings through the live pipeline); reps, cues, set summaries and markers
-are as recorded live. A patient report reads only the indexed rep columns (store.progress).
-Out: HTML text; host/commands/report.py writes it to a file.
+are as recorded live. A patient report reads only the indexed rep columns (store.progress) and,
+for a patient who follows a programme, its adherence (host.session.programme.adherence).
+Out: HTML text; host/commands/report.py writes it to a file; the web dashboard (host/server) shows
+the same content (`session_body`, `patient_body`) inside its own pages.
 """
 from __future__ import annotations
 
@@ -144,6 +146,11 @@ def side_table(reps: list[dict]) -> str:
 
 
 def session_report(conn, session: store.SessionInfo) -> str:
+    return page(f"hiplevel session {session.id} ({session.patient})", session_body(conn, session))
+
+
+def session_body(conn, session: store.SessionInfo) -> str:
+    """The session report's content without the page around it (the web dashboard embeds it)."""
     parts = [f"<h1>Session {session.id} — patient {esc(session.patient)}</h1>",
              f'<p class="meta">{esc(store.local_time(session.started_utc))} · {fmt_duration(session.duration_s)} '
              f"(min:s) · {esc(session.source or 'sensor')} · {esc(session.status)} · "
@@ -153,7 +160,7 @@ def session_report(conn, session: store.SessionInfo) -> str:
                      "the recording); everything recorded up to then is shown.</p>")
     for b in session.blocks:
         parts.append(block_section(conn, session, b))
-    return page(f"hiplevel session {session.id} ({session.patient})", "\n".join(parts))
+    return "\n".join(parts)
 
 
 def block_section(conn, session, b: store.BlockInfo) -> str:
@@ -239,8 +246,15 @@ def block_section(conn, session, b: store.BlockInfo) -> str:
 
 # ---- patient progress ----
 
-def patient_report(patient: str, rows: list[dict]) -> str:
+def patient_report(patient: str, rows: list[dict], adherence: dict | None = None) -> str:
+    return page(f"hiplevel progress, patient {patient}", patient_body(patient, rows, adherence))
+
+
+def patient_body(patient: str, rows: list[dict], adherence: dict | None = None) -> str:
+    """The progress report's content without the page around it (the web dashboard embeds it)."""
     parts = [f"<h1>Progress — patient {esc(patient)}</h1>"]
+    if adherence and adherence["runs"]:
+        parts.append(adherence_section(adherence))
     if not rows:
         parts.append("<p>No sessions recorded for this patient yet.</p>")
     for exercise in sorted({r["exercise"] for r in rows}):
@@ -248,7 +262,30 @@ def patient_report(patient: str, rows: list[dict]) -> str:
         parts.append(f"<h2>{esc(exercise)}</h2>")
         parts.append(progress_charts(ex_rows))
         parts.append(progress_table(ex_rows))
-    return page(f"hiplevel progress, patient {patient}", "\n".join(parts))
+    return "\n".join(parts)
+
+
+FEEDBACK_WORDS = {"every-rep": "every rep", "bandwidth": "bandwidth", "faded": "faded"}
+
+
+def adherence_section(a: dict) -> str:
+    """The programme (`hiplevel today`) against its prescription: sessions per week, then each
+    programme session with the feedback schedule in force, the reps and the pain per item."""
+    weeks = [[w["week"], w["completed"], w["prescribed"], w["unfinished"] or None] for w in a["weeks"]]
+    out = ["<h2>Programme: sessions done vs prescribed</h2>",
+           table(["week", "sessions done", "prescribed", "started, not finished"], weeks, left=1)]
+    rows = []
+    for r in a["runs"]:
+        for it in r["items"]:
+            fb = FEEDBACK_WORDS[it["feedback"]] + (f" ({100 * it['cue_share']:.0f} % cued)"
+                                                   if it["feedback"] == "faded" else "")
+            rows.append([r["run"], store.local_time(r["started_utc"]), r["version"],
+                         "yes" if r["completed"] else "not finished", f"{it['item']}. {it['exercise']}", fb,
+                         it["reps"] if it["done"] else "not done", it["cued_reps"], it["pain"]])
+    out += ["<h3>Programme sessions</h3>",
+            table(["session", "date", "version", "complete", "item", "feedback schedule", "reps",
+                   "with the cue", "pain (0-10)"], rows, left=5)]
+    return "\n".join(out)
 
 
 def progress_charts(rows: list[dict]) -> str:

@@ -3,9 +3,9 @@ console view, wired together and torn down in order. `hiplevel run` and `hipleve
 `run_live`; they differ only in how they got the link and the settings.
 
 In: a Transport (host.links), a PipelineConfig and `LiveOptions` (view, side outputs, audio,
-recording). Out: the cue (host.sinks.audio), the live window (host.gui.live_window) or console view
+recording, LSL). Out: the cue (host.sinks.audio), the live window (host.gui.live_window) or console view
 (host.sinks.console), the recording (host.sinks.recorder), the optional JSON event log and angle
-CSV, and the summary printed at the end. The pipeline runs on an asyncio loop: on the main thread
+CSV, the optional Lab Streaming Layer outlets (host.sinks.lsl), and the summary printed at the end. The pipeline runs on an asyncio loop: on the main thread
 headless, on a worker thread under the window; window commands cross over through
 `SessionControls`, whose every call is thread-safe (`StreamRunner.call`).
 """
@@ -32,6 +32,8 @@ class LiveOptions:
     db: str | None = None
     patient: str = "default"
     title: str = "hiplevel"
+    rate_hz: int | None = None        # ask the sensor for this sample rate (SET_RATE); None: its own
+    lsl: object | None = None         # host.sinks.lsl.LslSettings: stream to LSL (--lsl)
 
 
 class SessionControls:
@@ -133,6 +135,7 @@ def run_live(transport, cfg: PipelineConfig, opts: LiveOptions) -> int:
     from host.sinks.audio import AudioCueSink, close_cue_player, open_cue_player
     from host.sinks.event_log import EventLog
     from host.sinks.live import LiveBuffer
+    from host.sinks.lsl import open_sink as open_lsl
     from host.sinks.recorder import open_recorder
 
     from host.links.base import TransportError
@@ -142,6 +145,7 @@ def run_live(transport, cfg: PipelineConfig, opts: LiveOptions) -> int:
         transport.prepare()
     except TransportError as e:
         raise UserError(str(e)) from None
+    lsl = open_lsl(opts.lsl)  # UserError when LSL cannot run here: said before anything starts
     live = LiveBuffer()
 
     def report(message: str) -> None:  # a side output's trouble: said once, shown where the user looks
@@ -154,7 +158,10 @@ def run_live(transport, cfg: PipelineConfig, opts: LiveOptions) -> int:
     player = open_cue_player(opts.mute, opts.volume, opts.private_audio, say)
     recorder = open_recorder(opts, cfg, say, live)  # None without recording; never stops the session
     session = StreamRunner(transport, cfg, events=events, live=live,
-                           cue=AudioCueSink(player) if player else None, trace=trace, recorder=recorder)
+                           cue=AudioCueSink(player) if player else None, trace=trace, recorder=recorder,
+                           rate_hz=opts.rate_hz)
+    if lsl is not None:
+        lsl.attach(session)
     try:
         if window:
             _run_window(session, live, player, recorder, opts.title)
@@ -164,7 +171,8 @@ def run_live(transport, cfg: PipelineConfig, opts: LiveOptions) -> int:
     finally:
         # the recording first: whatever a side output does at its close must not cost the session
         _close_each(say, ("the recording", recorder and recorder.close), ("the angle file", trace and trace.close),
-                    ("the event log", events.close), ("the cue sound", lambda: close_cue_player(player)))
+                    ("the event log", events.close), ("the LSL streams", lsl and lsl.close),
+                    ("the cue sound", lambda: close_cue_player(player)))
     if summary.open_failed:
         raise UserError(summary.reason)
     say(summary.text())

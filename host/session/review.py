@@ -163,10 +163,11 @@ def steering_of(events: list[dict]) -> list[dict]:
 
 
 def replay_block(conn, s: store.BlockInfo, cfg: PipelineConfig, speed: float | None = None, log=None,
-               trace: bool = False, console=None, steer: bool = True) -> Replay:
+               trace: bool = False, console=None, steer: bool = True, lsl=None) -> Replay:
     """Run one stored block through runner.StreamRunner. trace=True also returns the per-sample angles.
     steer: apply what the user changed live (thresholds, sets ended) at the moments it happened, so a
-    replay with the stored settings is the live run; False for a re-analysis with other thresholds."""
+    replay with the stored settings is the live run; False for a re-analysis with other thresholds.
+    lsl: host.sinks.lsl.LslSettings to stream the replay's angles and events to LSL as it runs."""
     from host.sinks.live import LiveBuffer
     from host.session.runner import StreamRunner
     from host.links.replay import ReplayTransport
@@ -186,12 +187,20 @@ def replay_block(conn, s: store.BlockInfo, cfg: PipelineConfig, speed: float | N
     steering = steering_of([e for _, e in store.events(conn, s.id)]) if steer else None
     session = StreamRunner(transport, cfg, events=collect, live=live, trace=tracer if trace else None,
                            no_data_timeout_s=math.inf, steering=steering)
+    from host.sinks.lsl import open_sink as open_lsl
+    sink = open_lsl(lsl, replay=True)
+    if sink is not None:
+        sink.attach(session)
     t0 = time.perf_counter()
-    if console is not None:
-        from host.sinks.console import run_with_console
-        summary = asyncio.run(run_with_console(session, live, console))
-    else:
-        summary = asyncio.run(session.run())
+    try:
+        if console is not None:
+            from host.sinks.console import run_with_console
+            summary = asyncio.run(run_with_console(session, live, console))
+        else:
+            summary = asyncio.run(session.run())
+    finally:
+        if sink is not None:
+            sink.close()
     wall = time.perf_counter() - t0
     if summary.open_failed:
         raise UserError(summary.reason)

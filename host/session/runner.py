@@ -95,8 +95,9 @@ def internal_error_reason(e: BaseException) -> str:
 class StreamRunner:
     def __init__(self, transport: Transport, cfg: PipelineConfig, events: EventLog | None = None,
                  live: LiveBuffer | None = None, cue=None, trace=None, no_data_timeout_s: float = 15.0,
-                 recorder=None, steering=None):
+                 recorder=None, steering=None, rate_hz: int | None = None):
         self.transport = transport
+        self.rate_hz = rate_hz  # asked of the sensor before START; its INFO says what it took
         # steering: recorded commands of a live run (threshold_changed events, set_summary events of
         # a set the user ended), applied again at their times when a stored block is replayed.
         self._steering = sorted((e for e in steering or () if isinstance(e.get("t"), (int, float))),
@@ -193,6 +194,9 @@ class StreamRunner:
             return s
         try:
             try:
+                if self.rate_hz is not None:
+                    await self.transport.send(encode_frame(Command(FrameType.CMD_SET_RATE,
+                                                                   rate_hz=self.rate_hz)))
                 await self.transport.send(encode_frame(Command(FrameType.CMD_START)))
             except TransportError as e:
                 s.ok, s.reason = False, str(e)
@@ -322,12 +326,14 @@ class StreamRunner:
                 self.pipeline.end_set(by_user=True)
 
     def frame_errors(self) -> dict:
-        """Skipped frames by reason: the decoder's and the serial deframer's, summed once per reason
+        """Skipped frames by reason: the decoder's, the serial deframer's and a third-party sensor
+        driver's (skipped notifications, docs/sensors.md), summed once per reason
         (both count `truncated`, each for its own frames)."""
         total = Counter(self.decoder.errors)
         deframer = getattr(self.transport, "deframer", None)  # serial byte-level errors
         if deframer is not None:
             total.update(deframer.errors)
+        total.update(getattr(self.transport, "link_errors", None) or {})  # a third-party sensor's driver
         return {k: v for k, v in sorted(total.items()) if v > 0}
 
     def _tell_fault(self) -> None:

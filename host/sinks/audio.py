@@ -13,6 +13,9 @@ Sounds:
   changes while on never click; on/off fade linearly over 8 ms.
 - target chime: two soft bell-like notes rising a fourth, G4 then C5 (392 -> 523 Hz, below the
   fault range), 5 ms attack and exponential decay, 270 ms in all.
+- spoken prompts (host.sinks.speech hands PCM to `play_voice`): mixed last, centred, ducked to
+  20 % while a cue sounds; the cue path never waits for it (measured: `hiplevel bench latency
+  --speech`).
 Pan: -1 left only, 0 centre, +1 right only, equal power (cos/sin law).
 
 The app must run where PortAudio is missing (`import sounddevice` raises OSError then) or no
@@ -49,6 +52,9 @@ _FAULT_HARMONICS = ((1, 1.0), (2, 0.30), (3, 0.15))
 _FAULT_AMP = 0.45 / sum(a for _, a in _FAULT_HARMONICS)  # peak 0.45 at volume 1
 _CHIME_AMP = 0.45
 _MAX_CHIME_VOICES = 4
+_VOICE_AMP = 0.5             # spoken prompts, peak, below the cues
+_VOICE_DUCK = 0.2            # speech gain while a cue sounds: the cue stays in front
+_VOICE_DUCK_TAU_S = 0.015
 
 
 class AudioUnavailable(Exception):
@@ -138,6 +144,8 @@ class CuePlayer:
         self._fault_cmd = (False, FAULT_BASE_HZ, 0.0, 0.0)      # on, freq_hz, pan, requested_s
         self._chime_cmd = (0, 0.0, 0.0)                         # serial, pan, requested_s
         self._gain_cmd = (float(volume), bool(muted))
+        self._voice_cmd = (0, None)                             # serial, mono float32 at samplerate
+        self._voice_playing = False
         self._onset: CueOnset | None = None
         self._chime = make_chime(self.samplerate)
         self._reset_synth()
@@ -152,6 +160,10 @@ class CuePlayer:
         self._master = 0.0
         self._chime_seen = self._chime_cmd[0]
         self._voices: list[list] = []                            # [pos, gain_l, gain_r]
+        self._voice_seen = self._voice_cmd[0]
+        self._speech = None                                      # mono samples being spoken
+        self._speech_pos = 0
+        self._voice_gain = 1.0
         n = self.blocksize if self.blocksize > 0 else 4096
         self._ramp = np.arange(1, n + 1, dtype=np.float64)
 
@@ -253,6 +265,17 @@ class CuePlayer:
         """Play the "deep enough" chime once (overlaps a chime still sounding)."""
         self._chime_cmd = (self._chime_cmd[0] + 1, float(pan), time.monotonic())
 
+    def play_voice(self, samples: np.ndarray) -> None:
+        """Speak these mono samples (at the player's rate, peak about 1), replacing any speech still
+        playing. Mixed under the cues: it ducks while a cue sounds and never delays one."""
+        self._voice_cmd = (self._voice_cmd[0] + 1, np.asarray(samples, dtype=np.float32))
+        self._voice_playing = True
+
+    @property
+    def voice_busy(self) -> bool:
+        """True from play_voice() until the callback has played the last of it."""
+        return self._voice_playing
+
     def set_volume(self, v: float) -> None:
         """Volume 0..1 (linear amplitude), applied smoothly."""
         self._gain_cmd = (min(1.0, max(0.0, float(v))), self._gain_cmd[1])
@@ -324,6 +347,7 @@ class CuePlayer:
         master, audible = self._master_gain(frames, ramp)
         fault_onset = self._mix_fault(out, frames, ramp)
         chime_onset = self._mix_chimes(out, frames)
+        self._mix_voice(out, frames, ramp)     # last and lowest: the cues above never wait for it
         out *= master[:, None]
         np.clip(out, -1.0, 1.0, out=out)
         outdata[:] = out
@@ -411,6 +435,34 @@ class CuePlayer:
                     alive.append(v)
             self._voices = alive
         return onset
+
+    def _mix_voice(self, out: np.ndarray, frames: int, ramp: np.ndarray) -> None:
+        """Add the spoken prompt, centred, ducked to _VOICE_DUCK while the fault tone or a chime is
+        sounding (the cue's words matter more than the instruction's)."""
+        serial, samples = self._voice_cmd
+        if serial != self._voice_seen:
+            self._voice_seen = serial
+            self._speech, self._speech_pos = samples, 0
+        speech = self._speech
+        if speech is None:
+            return
+        cue_sounding = self._fault_gain > 0.0 or self._fault_was_on or bool(self._voices)
+        target = _VOICE_DUCK if cue_sounding else 1.0
+        g0 = self._voice_gain
+        g1 = target + (g0 - target) * math.exp(-frames / (_VOICE_DUCK_TAU_S * self.samplerate))
+        self._voice_gain = g1
+        pos = self._speech_pos
+        n = min(frames, len(speech) - pos)
+        if n > 0:
+            gain = (g0 + (g1 - g0) * ramp[:n] / frames) * (_VOICE_AMP * 0.7071)
+            seg = speech[pos: pos + n] * gain
+            out[:n, 0] += seg
+            out[:n, 1] += seg
+        self._speech_pos = pos + max(n, 0)
+        if self._speech_pos >= len(speech):
+            self._speech = None
+            if self._voice_seen == self._voice_cmd[0]:
+                self._voice_playing = False
 
 
 class AudioCueSink:

@@ -40,3 +40,18 @@ def test_a_motion_chip_that_does_not_answer_is_one_plain_sentence(tmp_path, monk
     faults = [e for e in events if e["event"] == "sensor_fault"]
     assert len(faults) == 1 and faults[0]["message"] == "The sensor's motion chip does not answer."
     assert events[-1]["event"] == "end" and events[-1]["reason"] == "the sensor's motion chip does not answer"
+
+
+def test_run_rate_asks_the_firmware_for_another_of_the_chips_rates(tmp_path):
+    from firmware_sim.firmware import core
+    from host.protocol.frames import SENSOR_RATES_HZ
+    assert SENSOR_RATES_HZ == core.RATES_HZ  # what `run --rate` offers is what the firmware has
+    ev = tmp_path / "ev.jsonl"
+    with Sim("--odr-error", "0", "--drops", "6", "--speed", 4, "--seed", 3) as sim:  # 208 Hz by default
+        r = run_host("--serial", sim.port, "--headless", "--mute", "--no-record", "--events", ev,
+                     "--rate", 52)
+    assert r.returncode == 0, r.stderr + r.stdout
+    end = [json.loads(line) for line in open(ev)][-1]
+    duration = Scenario(drops_deg=[6.0]).duration_s
+    assert end["event"] == "end" and end["lost_samples"] == 0 and end["reps"] == 1
+    assert abs(end["samples"] - duration * 52) < 0.01 * duration * 52

@@ -496,14 +496,20 @@ def xvfb_display(tmp_path_factory):
         end_process(proc)
 
 
-@pytest.fixture(scope="module")
-def real_window_run(xvfb_display, tmp_path_factory):
-    out = tmp_path_factory.mktemp("gui_real")
+def x_client_env(display: str, out) -> dict:
+    """The environment of a child process that draws on `display` (xcb), with its own runtime dir."""
     runtime = out / "runtime"
     runtime.mkdir(mode=0o700)
     env = {k: v for k, v in os.environ.items() if k not in ("WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
-    env.update(QT_QPA_PLATFORM="xcb", DISPLAY=xvfb_display, XDG_RUNTIME_DIR=str(runtime),
+    env.update(QT_QPA_PLATFORM="xcb", DISPLAY=display, XDG_RUNTIME_DIR=str(runtime),
                PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""))
+    return env
+
+
+@pytest.fixture(scope="module")
+def real_window_run(xvfb_display, tmp_path_factory):
+    out = tmp_path_factory.mktemp("gui_real")
+    env = x_client_env(xvfb_display, out)
     png, js = out / "screen.png", out / "result.json"
     proc = subprocess.run([sys.executable, str(SCRIPT), "--png", str(png), "--json", str(js),
                            "--seconds", str(SOAK_S)], env=env, cwd=ROOT, capture_output=True, text=True,

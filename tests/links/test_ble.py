@@ -181,9 +181,9 @@ def test_scan_lists_the_simulated_sensor_by_name_and_service():
                            capture_output=True, text=True, cwd=ROOT, timeout=30)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines[0].split() == ["NAME", "ADDRESS", "SIGNAL", "BATTERY"]
+    assert lines[0].split() == ["KIND", "NAME", "ADDRESS", "SIGNAL", "BATTERY"]
     row = next(line for line in lines if sim.name in line).split()
-    assert row[0] == sim.name and len(row[1]) == 17 and row[2:] == ["-50", "dBm", "87%"]
+    assert row[:2] == ["hiplevel", sim.name] and len(row[2]) == 17 and row[3:] == ["-50", "dBm", "87%"]
 
 
 def test_a_minute_of_200hz_streaming_loses_nothing():
@@ -214,9 +214,14 @@ def test_a_minute_of_200hz_streaming_loses_nothing():
     assert host.tr.mtu >= gatt.MIN_STREAM_MTU
     t_dev = np.concatenate([f.t_device_us + np.round(np.arange(len(f.acc_raw)) * PERIOD_US)
                             for f, _ in host.data()])
-    # the firmware stamps samples from its FIFO reads (a line refitted once a second): steps within
-    # 10 % of a period after the first second, no hole
-    assert np.all(np.abs(np.diff(t_dev[RATE_HZ:]) - PERIOD_US) <= 0.1 * PERIOD_US)
+    # the firmware stamps samples from its FIFO reads, on a line refitted at 0.1, 0.3, 0.7, 1.5, 2.5 s
+    # and then every second (hiplevel_core.SampleClock): no hole; after the first second, steps
+    # within a quarter period while its period estimate is young, within 10 % once it spans 4 s
+    # (measured in-process over 50 seeds: at most 15 % and 3 %)
+    off = np.abs(np.diff(t_dev[RATE_HZ:]) - PERIOD_US)
+    settled = np.arange(len(off)) >= 3 * RATE_HZ
+    bad = np.nonzero(off > np.where(settled, 0.1, 0.25) * PERIOD_US)[0]
+    assert not len(bad), f"steps off by {off[bad][:5]} us at sensor seconds {(bad[:5] + RATE_HZ) / RATE_HZ}"
 
 
 def test_sensor_killed_and_restarted_mid_set_reconnects_and_resumes():
@@ -295,16 +300,18 @@ def test_a_command_changes_the_sample_rate():
             await host.tr.open()
             await host.tr.send(START)
             await host.pump(lambda h: h.dec.samples >= 200, timeout_s=10)
-            n = len(host.frames)
             await host.tr.send(encode_frame(Command(FrameType.CMD_SET_RATE, rate_hz=100)))
             # the chip has no 100 Hz: the firmware takes the nearest rate it has, 104 Hz
-            await host.pump(lambda h: h.dec.info.rate_hz == 104 and len(h.frames) > n + 30,
-                            timeout_s=10)
+            await host.pump(lambda h: h.dec.info.rate_hz == 104, timeout_s=10)
+            n = host.dec.samples
+            # 2 s at the new rate: the firmware's stamps settle on the chip's rate in its first
+            # second (SampleClock refits its line after 0.1, 0.3, 0.7, 1.5 s)
+            await host.pump(lambda h: h.dec.samples >= n + 2 * 104, timeout_s=10)
             await host.tr.close()
 
         run(go())
     assert host.dec.info.rate_hz == 104
-    last = [f for f, _ in host.data()][-10:]
+    last = [f for f, _ in host.data()][-20:]
     steps = np.diff([f.t_device_us for f in last]) / np.array([len(f.acc_raw) for f in last[:-1]])
     assert np.allclose(steps, 1e6 / 104, rtol=0.02)  # 104 Hz on the device clock
     assert host.dec.lost_samples == 0
@@ -331,7 +338,7 @@ def test_link_problems_are_clear_sentences_not_tracebacks():
     with BleSim() as sim:
         # a sensor that is not there
         msg, took = run(open_fails("hiplevel-nope", hci=sim.hci, find_timeout_s=1.5))
-        assert "No hiplevel sensor named 'hiplevel-nope' was found within 1.5 s" in msg
+        assert "No sensor named 'hiplevel-nope' was found within 1.5 s" in msg
         assert took < 4
         # the virtual radio is in use by another app (one host per radio): said so, not a hang
         host = Host(sim)

@@ -1,6 +1,7 @@
 """Recorded sessions replayed, exported and reported, from real recordings: `hiplevel sim` on a real
 pty, `hiplevel run` recording into a real database, then the `sessions`, `replay`, `export`,
-`report` and `bench replay` commands as processes."""
+`report` and `bench replay` commands as processes; on both backends (an SQLite file, and a
+database on the real PostgreSQL server of tests/support/pgserver.py)."""
 import csv
 import json
 import re
@@ -24,11 +25,11 @@ def jsonl(path):
     return [json.loads(x) for x in open(path)]
 
 
-@pytest.fixture(scope="module")
-def rec(tmp_path_factory):
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def rec(request, tmp_path_factory):
     """Three recorded sessions: two of PATIENT (deep drops, then shallower ones), one of P-2."""
     d = tmp_path_factory.mktemp("sessions")
-    db = d / "s.sqlite"
+    db = d / "s.sqlite" if request.param == "sqlite" else request.getfixturevalue("pg_server").new_database()
     out = {"db": db, "dir": d}
     for name, drops, stance, patient, seed in (("a", "3,8,4,9", "left", PATIENT, 11),
                                                ("b", "4,5,3,6", "left", PATIENT, 12),
@@ -176,6 +177,8 @@ def test_sessions_listing_and_plain_errors(rec, tmp_path):
 
 
 def test_a_damaged_database_gets_words_not_a_traceback(rec, tmp_path):
+    if isinstance(rec["db"], str):
+        pytest.skip("damages an SQLite file's bytes; a PostgreSQL server's storage is its own")
     data = bytearray(rec["db"].read_bytes())
     a, b = int(0.3 * len(data)), int(0.7 * len(data))  # the middle pages: frames, not the schema
     data[a:b] = b"\xa5" * (b - a)

@@ -1,6 +1,8 @@
-"""The session store and the recorder on real SQLite files, with real frames from the simulator's
-encoder and the recorder's real writer thread. Process-level faults (SIGKILL, full disk, read-only
-folder) are in test_recording_faults.py."""
+"""The session store and the recorder on both backends (the `db` fixture: a real SQLite file and a
+database on a real PostgreSQL server, tests/support/pgserver.py), with real frames from the
+simulator's encoder and the recorder's real writer thread. Process-level faults (SIGKILL, full disk,
+read-only folder) are in test_recording_faults.py; several stations and a server that goes away in
+test_store_postgresql.py."""
 import json
 import sqlite3
 import threading
@@ -41,25 +43,27 @@ REP = {"event": "rep", "t": 12.5, "index": 1, "set": 1, "low_side": "right", "ma
        "duration_s": 3.2, "cued": True, "depth_deg": 6.1, "something_new": [1, 2]}
 
 
-def test_fresh_database_has_the_current_schema(tmp_path):
-    conn = store.connect(tmp_path / "a" / "b" / "s.sqlite", create=True)  # folders are made
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == store.SCHEMA_VERSION >= 1
-    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+def test_fresh_database_has_the_current_schema(db, tmp_path):
+    if not isinstance(db, str):
+        db = tmp_path / "a" / "b" / "s.sqlite"  # folders are made
+    conn = store.connect(db, create=True)
+    assert store.schema_version(conn) == store.SCHEMA_VERSION >= 1
+    tables = store.table_names(conn)
     assert {"patients", "sessions", "blocks", "frames", "events", "reps", "markers"} <= tables
 
 
-def test_round_trip_keeps_every_frame_and_event_exactly(tmp_path):
-    db = tmp_path / "s.sqlite"
+def test_round_trip_keeps_every_frame_and_event_exactly(db, tmp_path):
     frames = sim_frames()
     end = {"event": "end", "t": 20.0, "reason": "the sensor finished the set", "samples": 1000}
     cal = {"event": "calibrated", "t": 3.0, "still_s": 2.0, "mounting_tilt_deg": 3.1}
     rec, line, msgs = record(db, frames, [cal, REP, {"event": "cue_on", "t": 11.0, "low_side": "right"}, end])
     assert msgs == [] and rec.failed is None
     assert f"session {rec.session_id}" in line and "P-001" in line
-    # a clean close leaves one self-contained file (rollback journal, no -wal / -shm beside it)
-    assert not (tmp_path / "s.sqlite-wal").exists()
     conn = store.connect(db)
-    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    if not store.is_pg(conn):
+        # a clean close leaves one self-contained file (rollback journal, no -wal / -shm beside it)
+        assert not (tmp_path / "s.sqlite-wal").exists()
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
     (s,) = store.list_sessions(conn)
     assert s.patient == "P-001" and s.source == "serial /dev/pts/9" and s.ended_utc is not None
     assert s.status == "complete" and s.reps == 1 and s.cued_reps == 1
@@ -76,11 +80,11 @@ def test_round_trip_keeps_every_frame_and_event_exactly(tmp_path):
     assert tuple(row) == (1, "right", 6.1, 1)
     kinds = [e["event"] for _, e in store.events(conn, b.id)]
     assert kinds == ["connected", "calibrated", "rep", "cue_on", "end"]
-    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    if not store.is_pg(conn):
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
-def test_commits_reach_the_file_within_a_second_while_recording(tmp_path):
-    db = tmp_path / "s.sqlite"
+def test_commits_reach_the_database_within_a_second_while_recording(db):
     rec = Recorder(db, "P-002")
     rec.start_block({})
     frames = sim_frames()[:60]
@@ -88,7 +92,7 @@ def test_commits_reach_the_file_within_a_second_while_recording(tmp_path):
         rec.frame(t, f)
     deadline = time.monotonic() + 1.0
     seen = 0
-    reader = sqlite3.connect(db)  # another connection, as another process would see it
+    reader = store.connect(db)  # another connection, as another process would see it
     while time.monotonic() < deadline and seen < len(frames):
         time.sleep(0.05)
         seen = reader.execute("SELECT count(*) FROM frames").fetchone()[0]
@@ -97,10 +101,9 @@ def test_commits_reach_the_file_within_a_second_while_recording(tmp_path):
     rec.close()
 
 
-def test_replay_transport_gives_back_frames_times_and_late_flags(tmp_path):
+def test_replay_transport_gives_back_frames_times_and_late_flags(db):
     import asyncio
     from host.links.replay import ReplayTransport
-    db = tmp_path / "s.sqlite"
     frames = sim_frames()[:40]
     rec = Recorder(db, "P-008")
     rec.start_block({})
@@ -122,16 +125,14 @@ def test_replay_transport_gives_back_frames_times_and_late_flags(tmp_path):
     assert links == ["connected"] and tr.finished and "interrupted" in tr.lost_reason
 
 
-def test_a_session_that_never_got_data_is_not_kept(tmp_path):
-    db = tmp_path / "s.sqlite"
+def test_a_session_that_never_got_data_is_not_kept(db):
     rec = Recorder(db, "P-003")
     rec.start_block({})
     assert "Nothing recorded" in rec.close()
     assert store.list_sessions(store.connect(db)) == []
 
 
-def test_markers_and_several_blocks(tmp_path):
-    db = tmp_path / "s.sqlite"
+def test_markers_and_several_blocks(db):
     frames = sim_frames()
     rec = Recorder(db, "P-004")
     for exercise in ("hip-dip", "single-leg-squat"):
@@ -151,12 +152,15 @@ def test_markers_and_several_blocks(tmp_path):
     assert s.status == "interrupted"  # no `end` event was recorded for either block
 
 
-def test_a_busy_database_is_waited_for_not_dropped(tmp_path):
-    db = tmp_path / "s.sqlite"
+def test_a_busy_database_is_waited_for_not_dropped(db):
     rec = Recorder(db, "P-005")
     rec.start_block({})
-    other = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
-    other.execute("BEGIN IMMEDIATE")  # another writer holds the lock for 1.5 s
+    other = store.connect(db, create=True)
+    if store.is_pg(other):
+        other.execute("BEGIN")
+        other.execute("LOCK TABLE frames IN EXCLUSIVE MODE")  # another writer holds the lock for 1.5 s
+    else:
+        other.execute("BEGIN IMMEDIATE")  # another writer holds the lock for 1.5 s
     threading.Timer(1.5, lambda: other.execute("COMMIT")).start()
     frames = sim_frames()[:80]
     for t, f in frames:
@@ -168,9 +172,8 @@ def test_a_busy_database_is_waited_for_not_dropped(tmp_path):
     assert [(t, f) for t, f, _ in store.frames(conn, store.list_sessions(conn)[0].blocks[0].id)] == frames
 
 
-def test_a_database_from_a_newer_version_is_refused_in_words(tmp_path):
-    db = tmp_path / "s.sqlite"
-    store.connect(db, create=True).execute(f"PRAGMA user_version = {store.SCHEMA_VERSION + 1}")
+def test_a_database_from_a_newer_version_is_refused_in_words(db):
+    store.set_schema_version(store.connect(db, create=True), store.SCHEMA_VERSION + 1)
     with pytest.raises(store.StoreError, match="newer hiplevel"):
         store.connect(db)
     msgs = []
@@ -201,25 +204,23 @@ def test_a_file_that_is_not_ours_is_refused_and_left_alone(tmp_path, content, wo
     assert db.read_bytes() == before
 
 
-def test_migrations_are_atomic_and_keep_data(tmp_path):
-    db = tmp_path / "s.sqlite"
+def test_migrations_are_atomic_and_keep_data(db):
     record(db, sim_frames()[:20])
     conn = store.connect(db)
     v = store.SCHEMA_VERSION
     broken = store.MIGRATIONS + ["ALTER TABLE sessions ADD COLUMN room TEXT; INSERT INTO no_such_table VALUES (1);"]
-    with pytest.raises(sqlite3.OperationalError):
+    with pytest.raises(store.DB_ERRORS):
         store.migrate(conn, db, broken)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == v  # nothing of the failed step stays
-    assert "room" not in [r[1] for r in conn.execute("PRAGMA table_info(sessions)")]
+    assert store.schema_version(conn) == v  # nothing of the failed step stays
+    assert "room" not in store.column_names(conn, "sessions")
     good = store.MIGRATIONS + ["ALTER TABLE sessions ADD COLUMN room TEXT DEFAULT 'gym';"]
     store.migrate(conn, db, good)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == v + 1
+    assert store.schema_version(conn) == v + 1
     assert conn.execute("SELECT room FROM sessions").fetchone()[0] == "gym"
     assert conn.execute("SELECT count(*) FROM frames").fetchone()[0] == 20
 
 
-def test_progress_per_patient_session_and_side(tmp_path):
-    db = tmp_path / "s.sqlite"
+def test_progress_per_patient_session_and_side(db):
     frames = sim_frames()[:10]
     for drops in ([8.0, 9.5, 7.0], [5.0, 6.0, 4.0]):
         reps = [dict(REP, index=i + 1, max_drop_deg=d, cued=d > 6.5) for i, d in enumerate(drops)]
@@ -251,3 +252,17 @@ def test_patient_labels(label, ok):
     else:
         with pytest.raises(ValueError):
             store.check_patient_label(label)
+
+
+def test_a_postgresql_database_of_another_program_is_refused_and_left_alone(pg_server):
+    url = pg_server.new_database()
+    other = store.connect(url, create=True)
+    other.execute("DROP TABLE hiplevel_schema")  # as if some other program's tables were there
+    other.close()
+    msgs = []
+    rec = Recorder(url, "P-007", report=msgs.append)
+    rec.frame(1.0, b"x")
+    rec.close()
+    assert rec.failed and "no hiplevel session database" in rec.failed and msgs
+    with pytest.raises(store.StoreError, match="other tables"):
+        store.connect(url)

@@ -1,9 +1,10 @@
 """Finding hiplevel sensors on the air, and saying what went wrong with Bluetooth in plain words.
 
 In: an optional HCI spec (None: the platform's own Bluetooth through bleak; otherwise the bumble
-backend, e.g. the simulator's `tcp-client:127.0.0.1:PORT`). Out: `Sighting`s of sensors that
-advertise the hiplevel service (name, address, signal strength, battery when advertised), or one
-`BLEDevice` to connect to. Every Bluetooth failure becomes a `BleUnavailable` with one sentence a
+backend, e.g. the simulator's `tcp-client:127.0.0.1:PORT`). Out: `Sighting`s of the sensors hiplevel
+can use - its own (advertising the hiplevel service) and the third-party ones of host.devices
+(Movella DOT, Movesense), each with its kind, name, address, signal strength and battery when
+advertised - or one `BLEDevice` to connect to, with the kind its advertisement says. Every Bluetooth failure becomes a `BleUnavailable` with one sentence a
 user can act on (no adapter, adapter off, no permission, no Bluetooth service).
 """
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from host import devices
 from host.protocol import gatt
 from host.links.ble.bumble_backend import bleak_backend_kwargs, release_idle_radios
 
@@ -25,6 +27,13 @@ class Sighting:
     address: str
     rssi_dbm: int
     battery_pct: int | None
+    kind: str = "hiplevel"    # host.devices.KINDS
+
+
+def kind_of(adv) -> str | None:
+    """The sensor kind an advertisement announces (host.devices.KINDS), None for other devices."""
+    return devices.kind_of_advertisement(adv.local_name, [u.lower() for u in adv.service_uuids],
+                                         adv.manufacturer_data)
 
 
 def explain_ble_error(e: BaseException, hci: str | None = None) -> str:
@@ -81,14 +90,15 @@ async def _scanning(hci: str | None, on_seen, timeout_s: float, stop_when=None) 
     done = asyncio.Event()
 
     def callback(device, adv):
-        if gatt.SERVICE_UUID in adv.service_uuids:
-            on_seen(device, adv)
+        kind = kind_of(adv)
+        if kind is not None:
+            on_seen(device, adv, kind)
             if stop_when is not None and stop_when(device, adv):
                 done.set()
 
     try:
-        async with BleakScanner(callback, service_uuids=[gatt.SERVICE_UUID],
-                                **bleak_backend_kwargs(hci, client=False)):
+        # no service filter: a Movella DOT advertises its maker's company id and name, no service
+        async with BleakScanner(callback, **bleak_backend_kwargs(hci, client=False)):
             try:
                 await asyncio.wait_for(done.wait(), timeout_s)
             except asyncio.TimeoutError:
@@ -103,12 +113,12 @@ async def scan(timeout_s: float = 5.0, hci: str | None = None) -> list[Sighting]
     """Sensors heard within `timeout_s`, strongest first."""
     seen: dict[str, Sighting] = {}
 
-    def on_seen(device, adv):
+    def on_seen(device, adv, kind):
         old = seen.get(device.address)
         seen[device.address] = Sighting(
             adv.local_name or (old.name if old else None), device.address, adv.rssi,
             gatt.battery_from_service_data(adv.service_data) if adv.service_data
-            else (old.battery_pct if old else None))
+            else (old.battery_pct if old else None), kind)
 
     try:
         await _scanning(hci, on_seen, timeout_s)
@@ -124,12 +134,12 @@ def matches(target: str, device, adv) -> bool:
 
 
 async def find_sensor(target: str, timeout_s: float, hci: str | None = None):
-    """The BLEDevice of the sensor named or addressed `target`, or None if not heard in time."""
+    """(BLEDevice, kind) of the sensor named or addressed `target`, or None if not heard in time."""
     found = []
 
-    def on_seen(device, adv):
+    def on_seen(device, adv, kind):
         if not found and matches(target, device, adv):
-            found.append(device)
+            found.append((device, kind))
 
     await _scanning(hci, on_seen, timeout_s, stop_when=lambda d, a: bool(found))
     return found[0] if found else None

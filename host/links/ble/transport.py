@@ -1,4 +1,13 @@
-"""The BLE link to a belt sensor (bleak), as a host.links.base.Transport that survives dropouts.
+"""The BLE link to a sensor (bleak), as a host.links.base.Transport that survives dropouts.
+
+Two kinds of sensor: hiplevel's own (below), and the third-party IMUs of host.devices (Movella DOT,
+Movesense). Which one is chosen from what the sensor advertises, confirmed by its GATT services
+after connecting, unless `sensor=` names the kind (`hiplevel run --sensor`). A third-party sensor's
+notifications go through its driver's decoder, which turns them into hiplevel v1 frames (an info
+frame, then data frames numbered from the sensor's timestamps), so everything after the link is
+identical; `send()` turns CMD_START/CMD_STOP into the driver's start/stop writes. Such sensors
+re-send nothing: after a reconnect the link subscribes again and writes start again, and the
+samples missed meanwhile show as a gap (the decoder is kept, so its numbering runs on).
 
 In: GATT notifications on the data characteristic (one protocol frame each, docs/protocol.md).
 Out: `read()` -> `(t_host_s, frame_bytes)` in sensor order; `send()` writes command frames to the
@@ -30,6 +39,7 @@ from host.protocol.frames import (SEQ_MODULO, Command, DataFrame, FrameError, Fr
                            decode_frame, encode_frame)
 from host.links.base import Transport, TransportError
 
+from host import devices
 from host.protocol import gatt
 from host.links.ble.bumble_backend import bleak_backend_kwargs, release_idle_radios
 from host.links.ble.scan import BleUnavailable, explain_ble_error, find_sensor
@@ -43,6 +53,13 @@ STATUS_EVERY_S = 5.0      # repeat 'reconnecting' this often while it lasts
 
 class _NotOurSensor(TransportError):
     pass
+
+
+async def _quietly_disconnect(client) -> None:
+    try:
+        await asyncio.wait_for(client.disconnect(), 2.0)
+    except Exception:
+        pass
 
 
 async def _negotiated_mtu(client) -> int | None:
@@ -60,8 +77,24 @@ async def _negotiated_mtu(client) -> int | None:
 class BleTransport(Transport):
     def __init__(self, target: str, hci: str | None = None, find_timeout_s: float = 10.0,
                  connect_timeout_s: float = 10.0, max_backoff_s: float = 5.0,
-                 give_up_after_s: float | None = 600.0):
+                 give_up_after_s: float | None = 600.0, sensor: str | None = None,
+                 rate_hz: int | None = None):
         super().__init__()
+        if sensor is not None and sensor not in devices.KINDS:
+            raise TransportError(f"unknown sensor kind {sensor!r}; choose from {', '.join(devices.KINDS)}")
+        if rate_hz is not None and sensor in (None, "hiplevel"):
+            raise TransportError("--sensor-rate needs --sensor dot or --sensor movesense")
+        if rate_hz is not None:
+            try:
+                devices.check_rate(sensor, rate_hz)
+            except ValueError as e:
+                raise TransportError(str(e)) from None
+        self.sensor = sensor         # the kind the user named; None: from the advertisement
+        self.rate_hz = rate_hz       # third-party sensors: the rate to ask for (default: driver's)
+        self.kind: str | None = None  # the kind connected to, once known
+        self.manufacturer: str | None = None
+        self.model: str | None = None
+        self._decoder = None         # a third-party driver's Decoder, kept across reconnects
         if not target or not target.strip():
             raise TransportError("give the sensor's name or address (see `hiplevel scan`)")
         self.target = target.strip()
@@ -91,6 +124,11 @@ class BleTransport(Transport):
         self._device_name = self.target
         self._device_address: str | None = None
 
+    @property
+    def link_errors(self) -> dict:
+        """A third-party sensor's skipped notifications by reason (docs/sensors.md); {} otherwise."""
+        return dict(self._decoder.errors) if self._decoder is not None else {}
+
     # ---- Transport
     async def open(self) -> None:
         self._queue = asyncio.Queue()
@@ -106,16 +144,17 @@ class BleTransport(Transport):
         while True:
             left = deadline - time.monotonic()
             try:
-                device = await find_sensor(self.target, max(0.5, left), self.hci)
+                found = await find_sensor(self.target, max(0.5, left), self.hci)
             except BleUnavailable as e:
                 raise TransportError(str(e)) from None
-            if device is None:
+            if found is None:
                 raise TransportError(
-                    last_error or f"No hiplevel sensor named {self.target!r} was found within "
+                    last_error or f"No sensor named {self.target!r} was found within "
                     f"{self.find_timeout_s:g} s. Is it switched on, charged and nearby? "
                     "(`hiplevel scan` lists the sensors in reach.)")
+            device, adv_kind = found
             try:
-                await self._session(device)
+                await self._session(device, adv_kind)
                 break
             except _NotOurSensor:
                 raise
@@ -143,6 +182,9 @@ class BleTransport(Transport):
         client = self._client
         if client is None or not self.connected:
             raise TransportError("the sensor is not connected right now (reconnecting)")
+        if self._decoder is not None:
+            await self._send_to_device(client, frame_bytes)
+            return
         try:
             await client.write_gatt_char(gatt.CONTROL_CHAR_UUID, frame_bytes, response=True)
             if frame_bytes[1:2] in (bytes([FrameType.CMD_START]), bytes([FrameType.CMD_STOP])):
@@ -163,10 +205,11 @@ class BleTransport(Transport):
         client, self._client = self._client, None
         if client is not None:
             if self.connected:
+                stop = ([(gatt.CONTROL_CHAR_UUID, encode_frame(Command(FrameType.CMD_STOP)))]
+                        if self._decoder is None else devices.driver(self.kind).stop_writes())
                 try:  # politely: the sensor stops streaming and goes back to advertising
-                    await asyncio.wait_for(client.write_gatt_char(
-                        gatt.CONTROL_CHAR_UUID, encode_frame(Command(FrameType.CMD_STOP)),
-                        response=True), 1.0)
+                    for char_uuid, value in stop:
+                        await asyncio.wait_for(client.write_gatt_char(char_uuid, value, response=True), 1.0)
                 except Exception:
                     pass
             try:
@@ -179,13 +222,21 @@ class BleTransport(Transport):
             self._queue.put_nowait(None)
 
     # ---- one connection
-    async def _session(self, device) -> None:
+    async def _session(self, device, adv_kind: str | None = None) -> None:
         from bleak import BleakClient
 
         client = BleakClient(device, disconnected_callback=self._on_link_lost,
                              timeout=self.connect_timeout_s,
                              **bleak_backend_kwargs(self.hci, client=True))
         await client.connect()
+        try:
+            kind = self._kind_of(client, device, adv_kind)
+        except BaseException:
+            await _quietly_disconnect(client)
+            raise
+        if kind != "hiplevel":
+            await self._device_session(client, device, kind)
+            return
         try:
             if client.services.get_service(gatt.SERVICE_UUID) is None:
                 raise _NotOurSensor(f"{device.name or device.address} is not a hiplevel sensor "
@@ -225,10 +276,108 @@ class BleTransport(Transport):
                 pass
             raise
 
+    def _kind_of(self, client, device, adv_kind: str | None) -> str:
+        """The kind of sensor connected to: the one the user named (its service must be there), or
+        what its GATT services say, or its advertisement. _NotOurSensor (after disconnecting) when
+        it is none hiplevel can use."""
+        found = devices.kind_of_services(s.uuid for s in client.services)
+        kind = self.sensor or found or adv_kind
+        service = gatt.SERVICE_UUID if kind == "hiplevel" else (
+            devices.driver(kind).SERVICE_UUID if kind in devices.DRIVERS else None)
+        if kind is None or client.services.get_service(service) is None:
+            what = {None: "a sensor hiplevel can use", "hiplevel": "a hiplevel sensor"}.get(
+                kind, f"a {devices.driver(kind).LABEL}" if kind in devices.DRIVERS else kind)
+            raise _NotOurSensor(f"{device.name or device.address} is not {what} (it lacks that "
+                                "sensor's Bluetooth service)")
+        if self.kind is None:
+            self.kind = kind
+            if kind in devices.DRIVERS:
+                d = devices.driver(kind)
+                self.manufacturer, self.model = d.MANUFACTURER, d.MODEL
+                self.description = f"{d.LABEL} {self.target}"
+        return kind
+
+    async def _device_session(self, client, device, kind: str) -> None:
+        """One connection to a third-party sensor: subscribe to its notifications and, once the app
+        has started streaming, write its start commands (again after every reconnect)."""
+        d = devices.driver(kind)
+        try:
+            self.mtu = await _negotiated_mtu(client)
+            need = d.min_mtu(self.rate_hz or d.DEFAULT_RATE_HZ)
+            if self.mtu is not None and self.mtu < need:
+                raise _NotOurSensor(f"the Bluetooth link's packet size (ATT MTU {self.mtu}) is too small "
+                                    f"for a {d.LABEL}; it needs at least {need}")
+            if self._decoder is None:
+                self._decoder = d.Decoder(self.rate_hz or d.DEFAULT_RATE_HZ)
+            self.battery_pct = None
+            if d.BATTERY_UUID and client.services.get_characteristic(d.BATTERY_UUID) is not None:
+                try:
+                    self.battery_pct = (await client.read_gatt_char(d.BATTERY_UUID))[0]
+                except Exception:
+                    pass  # a battery we cannot read is no reason not to stream
+            self._client = client
+            for char_uuid in d.NOTIFY_UUIDS:
+                if client.services.get_characteristic(char_uuid) is not None:
+                    await client.start_notify(char_uuid, lambda _c, data, u=char_uuid: self._on_device_notify(u, data))
+            if self._started:  # a reconnect: subscribe again, as the sensor forgot us
+                for char_uuid, value in d.start_writes(self._decoder.rate_hz):
+                    await client.write_gatt_char(char_uuid, value, response=True)
+            self.connected = True
+            self._device_name = device.name or self.target
+            self._device_address = device.address
+        except BaseException:
+            self._client = None
+            try:
+                await asyncio.wait_for(client.disconnect(), 2.0)
+            except Exception:
+                pass
+            raise
+
+    async def _send_to_device(self, client, frame_bytes: bytes) -> None:
+        """A hiplevel command for a third-party sensor: START and STOP become its own writes."""
+        try:
+            cmd = decode_frame(frame_bytes)
+        except FrameError:
+            return
+        d = devices.driver(self.kind)
+        if isinstance(cmd, Command) and cmd.type == FrameType.CMD_SET_RATE:  # `run --rate` before START
+            if cmd.rate_hz not in d.RATES_HZ:
+                raise TransportError(f"a {d.LABEL} streams at {', '.join(map(str, d.RATES_HZ))} Hz, not "
+                                     f"{cmd.rate_hz} (choose its rate with --sensor-rate)")
+            if not self._started:
+                self._decoder = d.Decoder(cmd.rate_hz)
+            return
+        if not isinstance(cmd, Command) or cmd.type not in (FrameType.CMD_START, FrameType.CMD_STOP):
+            return  # nothing to resend from
+        writes = d.start_writes(self._decoder.rate_hz) if cmd.type == FrameType.CMD_START else d.stop_writes()
+        try:
+            for char_uuid, value in writes:
+                await client.write_gatt_char(char_uuid, value, response=True)
+        except Exception as e:
+            raise TransportError(f"could not send to the sensor: {explain_ble_error(e)}") from None
+        self._started = cmd.type == FrameType.CMD_START
+
+    def _on_device_notify(self, char_uuid: str, data: bytearray) -> None:
+        if self._queue is None or self._closed or self._decoder is None:
+            return
+        t = time.monotonic()
+        try:
+            frames = self._decoder.feed(char_uuid, bytes(data), t)
+        except Exception:  # noqa: BLE001 - a driver bug must not vanish inside the BLE stack's callback
+            log.exception("the %s driver failed on a notification", self.kind)
+            self._decoder.errors["driver_failed"] += 1
+            return
+        for frame in frames:
+            self._queue.put_nowait((t, frame, False))
+            if frame[1:2] == bytes([FrameType.CMD_STOP]):  # the sensor said it is switching off
+                self._ended = True
+                self._queue.put_nowait(None)
+                return
+
     def _event(self, kind: str, **fields) -> None:
         if kind == "connected":
             fields = dict(name=self._device_name, address=self._device_address, mtu=self.mtu,
-                          battery_pct=self.battery_pct, **fields)
+                          battery_pct=self.battery_pct, sensor=self.kind, **fields)
         try:
             self.on_event(kind, **fields)
         except Exception:
@@ -304,9 +453,9 @@ class BleTransport(Transport):
                 last_status = now
             wait = 0.0
             try:
-                device = await find_sensor(self.target, RESCAN_S, self.hci)
-                if device is not None:
-                    await self._session(device)
+                found = await find_sensor(self.target, RESCAN_S, self.hci)
+                if found is not None:
+                    await self._session(*found)
                     after_s = time.monotonic() - t_lost
                     self.reconnects += 1
                     self.reconnect_times_s.append(after_s)
