@@ -17,6 +17,7 @@ from .firmware import core
 from .motion import EXERCISES, SIDES, SWINGS, Scenario
 
 DEFAULT_RATE_HZ = core.DEFAULT_RATE_HZ
+from .walking import add_walk_arguments, walk_scenario
 
 
 def _drops(text: str) -> list[float]:
@@ -54,7 +55,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      help="go out of range once at this sensor time, seconds")
     ble.add_argument("--dropout-for", type=positive, default=3.0, metavar="S",
                      help="how long the dropout lasts, seconds (default 3)")
-    p.add_argument("--exercise", choices=EXERCISES, default="hip-dip")
+    p.add_argument("--exercise", choices=EXERCISES + ("walk",), default="hip-dip")
+    add_walk_arguments(p)
     p.add_argument("--stance", choices=SIDES, default="left", help="stance leg; the other side drops")
     p.add_argument("--reps", type=int, default=None, help="number of reps (default: one per --drops value, or 5)")
     p.add_argument("--drops", type=_drops, default=None, metavar="D1,D2,...",
@@ -104,10 +106,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     prog.add_argument("--programme", metavar="FILE", default=None,
                       help="do the steps of this programme file (TOML), as `hiplevel today` runs them")
     prog.add_argument("--from-step", type=int, default=0, metavar="K", help="start at step K (0 = the first)")
-    prog.add_argument("--steps", type=int, default=None, metavar="N", help="do only N steps (an interrupted session)")
+    prog.add_argument("--steps", type=int, default=None, metavar="N", help="do only N steps (an interrupted session); "
+                      "--exercise walk: the straight steps to walk (default 20)")
 
 
 def scenario_from_args(args) -> Scenario:
+    if args.exercise == "walk":
+        return walk_scenario(args)
     if getattr(args, "programme", None):
         from .programme import programme_scenario
         try:
@@ -207,6 +212,8 @@ def run(args) -> int:
             truth = open(args.truth, "w", buffering=1 << 16)
         except OSError as e:
             raise UserError(f"cannot write the truth file {args.truth}: {e.strerror}")
+    if args.truth and args.exercise == "walk":
+        scenario.write_steps_truth(args.truth + ".steps.csv")
     device = SimDevice(scenario, rate_hz=rate, samples_per_frame=spf,
                        seed=args.seed, clock_ppm=args.clock_ppm, mount_yaw_deg=args.mount_yaw,
                        mount_tilt_deg=args.mount_tilt, noise=not args.no_noise, loss=args.loss,

@@ -528,12 +528,16 @@ def insert_event(conn, block_id: int, t_host_s: float, event: dict) -> int:
     text = json.dumps(event, default=_json_default)
     event_id = conn.execute("INSERT INTO events (block_id, kind, t_s, t_host_s, json) VALUES (?, ?, ?, ?, ?)",
                             (block_id, kind, t, t_host_s, text)).lastrowid
-    if kind == "rep":
+    if kind in ("rep", "step"):
+        # a walking step is indexed like a rep: its swing side is the low side, its drop the rep's
+        # (so progress over weeks covers walking too, as the exercise "walk")
         cued = event.get("cued")
+        low = event.get("low_side", event.get("swing_side"))
+        drop = event.get("max_drop_deg", event.get("drop_deg"))
         conn.execute("INSERT INTO reps (event_id, block_id, idx, t_s, low_side, max_drop_deg, cued) "
                      "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                     (event_id, block_id, event.get("index"), t, event.get("low_side"),
-                      event.get("max_drop_deg"), None if cued is None else int(bool(cued))))
+                     (event_id, block_id, event.get("index"), t, low, drop,
+                      None if cued is None else int(bool(cued))))
     elif kind == "calibrated":
         conn.execute("UPDATE blocks SET calibration_json = ? WHERE id = ?", (text, block_id))
     elif kind == "end":

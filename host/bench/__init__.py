@@ -11,6 +11,7 @@ BENCHES = {
     "replay": ("host.bench.replay", "recording cost and replay speed (hiplevel replay --fast)"),
     "latency": ("host.bench.latency", "cue latency through the real audio path"),
     "reps": ("host.bench.reps", "rep detection and cue accuracy over simulated scenarios"),
+    "gait": ("host.bench.gait", "live step detection against reference contacts on real walking (IPOL format)"),
     "calibration": ("host.bench.calibration", "mounting calibration, lost frames and clock drift against simulator truth"),
     "memory": ("host.bench.memory", "peak memory of export and report on a long session"),
     "clinic": ("host.bench.clinic", "stations recording into one database, watched live through hiplevel serve"),

@@ -17,6 +17,7 @@ from host import store
 from host.commands.argtypes import threshold_deg
 from host.commands.db_args import add_db_argument, get_session, open_db, pick_blocks, plain_db_errors, session_arg
 from host.report.text import describe_block
+from host.processing.calibration import METHODS
 from host.processing.estimators import ESTIMATORS
 from host.processing.exercise import EXERCISES
 from host.session.review import compare_reps, config_for, replay_block
@@ -40,7 +41,7 @@ def add_override_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--threshold-left", type=threshold_deg, default=None, metavar="DEG")
     g.add_argument("--threshold-right", type=threshold_deg, default=None, metavar="DEG")
     g.add_argument("--estimator", choices=sorted(ESTIMATORS), default=None)
-    g.add_argument("--calibration", choices=["bends", "standing"], default=None,
+    g.add_argument("--calibration", choices=METHODS, default=None,
                    help="calibrate the replay this way; `standing` calibrates a recording whose guided "
                         "calibration never finished from its first still phase")
 

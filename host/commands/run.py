@@ -54,12 +54,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stance", choices=["left", "right"], default="left",
                    help="the leg you stand on; the cue watches the other side")
     p.add_argument("--threshold", type=threshold_deg, default=None, metavar="DEG",
-                   help="drop that triggers the cue, both sides (default 5)")
+                   help="drop that triggers the cue, both sides (default 5; walk: 6.5, see docs/gait.md)")
     p.add_argument("--threshold-left", type=threshold_deg, default=None, metavar="DEG")
     p.add_argument("--threshold-right", type=threshold_deg, default=None, metavar="DEG")
-    p.add_argument("--calibration", choices=["bends", "standing"], default="bends",
+    p.add_argument("--calibration", choices=["bends", "standing", "walk"], default=None,
                    help="bends (default): stand still, then two slow forward bends that find how the "
-                        "belt sits; standing: stand still only, belt assumed square over the sacrum")
+                        "belt sits; standing: stand still only, belt assumed square over the sacrum; "
+                        "walk (the default with --exercise walk): stand still, then walk straight")
     p.add_argument("--estimator", default=DEFAULT_ESTIMATOR, choices=sorted(ESTIMATORS),
                    help=f"orientation filter (default {DEFAULT_ESTIMATOR})")
     p.add_argument("--rate", type=int, choices=SENSOR_RATES_HZ, default=None, metavar="HZ",
@@ -113,7 +114,9 @@ def make_transport(args):
 
 
 def exercise_config(args) -> ExerciseConfig:
-    base = args.threshold if args.threshold is not None else THRESHOLD_DEFAULT_DEG
+    from host.processing.gait import DEFAULT_WALK_THRESHOLD_DEG
+    default = DEFAULT_WALK_THRESHOLD_DEG if args.exercise == "walk" else THRESHOLD_DEFAULT_DEG
+    base = args.threshold if args.threshold is not None else default
     fade = args.fade or (1.0, 1.0)
     try:
         return ExerciseConfig(exercise=args.exercise, stance=args.stance,
@@ -138,6 +141,8 @@ def live_options(args) -> LiveOptions:
 def run(args) -> int:
     if getattr(ESTIMATORS[args.estimator], "live", True) is False:
         raise UserError(f"the {args.estimator} estimator needs the whole recording; it cannot run live")
+    if args.calibration is None:
+        args.calibration = "walk" if args.exercise == "walk" else "bends"
     cfg = PipelineConfig(exercise=exercise_config(args), estimator=args.estimator,
                          calibration=args.calibration)
     return run_live(make_transport(args), cfg, live_options(args))

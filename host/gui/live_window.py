@@ -50,6 +50,9 @@ LINK_TEXT = {
 # Rep and set-summary events (host.processing.exercise) are shown generically: known keys get friendly names and
 # come first in this order, unknown keys follow in the event's own order, bookkeeping keys are hidden.
 EVENT_LABELS = {
+    "drop_deg": "Swing side drop",   # walking steps (host.processing.gait)
+    "swing_side": "Swing side",
+    "foot": "Foot down",
     "max_drop_deg": "Deepest drop",
     "worst_drop_deg": "Worst drop",
     "average_drop_deg": "Average drop",
@@ -73,7 +76,8 @@ EVENT_LABELS = {
     "index": "Rep number",
     "set": "Set",
 }
-HIDDEN_EVENT_KEYS = {"event", "t", "exercise"}
+HIDDEN_EVENT_KEYS = {"event", "t", "exercise", "contact_t", "end_t", "heading_change_deg", "past_threshold",
+                     "during_calibration"}
 MAX_EVENT_ROWS = 6        # rows shown in the side panel; the tooltip lists them all
 # Unit suffix of a key name -> how the number is written (conventions: units are in names).
 UNIT_SUFFIX = {"deg": "{:.1f}°", "s": "{:.1f} s", "ms": "{:.0f} ms", "pct": "{:.0f} %", "hz": "{:.0f} Hz"}
@@ -163,6 +167,10 @@ class MainWindow(QtWidgets.QMainWindow):
         body.setSpacing(10)
         plot_column = QtWidgets.QVBoxLayout()
         plot_column.addWidget(self._build_plot(), stretch=1)
+        from host.gui.step_bars import StepBars  # walking: per-step drops under the curve
+        self.step_bars = StepBars()
+        self.step_bars.widget.setVisible(live.status.exercise == "walk")
+        plot_column.addWidget(self.step_bars.widget)
         self.legend_label = QtWidgets.QLabel()
         self.legend_label.setFont(font(11))
         self.legend_label.setTextFormat(QtCore.Qt.TextFormat.RichText)
@@ -215,7 +223,7 @@ class MainWindow(QtWidgets.QMainWindow):
 
         reps = QtWidgets.QVBoxLayout()
         reps.setSpacing(0)
-        caption = QtWidgets.QLabel("Reps")
+        caption = self.reps_caption = QtWidgets.QLabel("Steps" if self.live.status.exercise == "walk" else "Reps")
         caption.setFont(font(13))
         caption.setStyleSheet(f"color:{COLORS['muted_text']}")
         caption.setAlignment(QtCore.Qt.AlignmentFlag.AlignHCenter)
@@ -470,6 +478,9 @@ class MainWindow(QtWidgets.QMainWindow):
         st = self.live.status_copy()
         t, obl, fwd, _cue = data = self.live.snapshot(PLOT_WINDOW_S)
         self._update_plot(*data)
+        if st.exercise == "walk":
+            self.step_bars.update(st, float(t[-1]) if len(t) else 0.0,
+                                  self.plot.getPlotItem().getAxis("left").width())
         self._update_thresholds(st)
         self._update_limit_steps(st, float(t[-1]) if len(t) else None)
         self._sync_spins(st)
@@ -605,13 +616,18 @@ class MainWindow(QtWidgets.QMainWindow):
             angle = describe_obliquity(st.obliquity_deg)
             style = f"color:{COLORS['cue'] if cue_on else COLORS['text']}"
         self._set_text(self.angle_label, angle, style)
-        self._set_text(self.exercise_label,
-                       f"{st.exercise.replace('-', ' ').capitalize()} · standing on the {st.stance} leg · "
-                       + (f"chime when the {st.free_side} hip reaches {st.free_threshold_deg:g}° down"
-                          if st.exercise == "hip-dip" else
-                          f"cue when the {st.free_side} hip drops past {st.free_threshold_deg:g}°"))
+        if st.exercise == "walk":
+            self._set_text(self.exercise_label, f"Walking · cue when a step's swing side drops past "
+                           f"{st.threshold_left_deg:g}° (left) / {st.threshold_right_deg:g}° (right)")
+        else:
+            self._set_text(self.exercise_label,
+                           f"{st.exercise.replace('-', ' ').capitalize()} · standing on the {st.stance} leg · "
+                           + (f"chime when the {st.free_side} hip reaches {st.free_threshold_deg:g}° down"
+                              if st.exercise == "hip-dip" else
+                              f"cue when the {st.free_side} hip drops past {st.free_threshold_deg:g}°"))
         self._set_text(self.reps_label, str(st.reps))
-        self._set_text(self.last_rep_big, last_rep_headline(st.last_rep))
+        self._set_text(self.last_rep_big, last_step_headline(st.last_step) if st.exercise == "walk"
+                       else last_rep_headline(st.last_rep))
 
         if cue_on:
             cue_text = "♪ CUE (muted)" if self._muted else "♪ CUE"
@@ -622,9 +638,13 @@ class MainWindow(QtWidgets.QMainWindow):
                          "padding:6px 14px")
         self._set_text(self.cue_label, cue_text, cue_style)
 
-        self._show_event(self.rep_box, self.last_rep_label, st.last_rep, "Last rep", "No reps yet")
+        if st.exercise == "walk":
+            self._show_event(self.rep_box, self.last_rep_label, st.last_step, "Last step", "No steps yet")
+        else:
+            self._show_event(self.rep_box, self.last_rep_label, st.last_rep, "Last rep", "No reps yet")
         if st.last_summary:
-            self._show_event(self.set_box, self.last_set_label, st.last_summary, "Last set", "")
+            self._show_event(self.set_box, self.last_set_label, st.last_summary,
+                             "Last walk" if st.exercise == "walk" else "Last set", "")
             self.set_box.show()
 
         parts = [LINK_TEXT.get(st.link, st.link)]
@@ -722,6 +742,13 @@ class MainWindow(QtWidgets.QMainWindow):
 
 # ----------------------------------------------------------------------------------------------------
 # application
+
+def last_step_headline(step: dict) -> str:
+    """Walking: the last step's drop in a few words for the big header."""
+    if not step:
+        return ""
+    return f"last step: {step['swing_side']} side {float(step['drop_deg']):.1f}° down"
+
 
 def last_rep_headline(rep: dict) -> str:
     """The last rep in a few words for the big header: its drop, and for a hip dip whether it came

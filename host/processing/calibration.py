@@ -41,7 +41,7 @@ import numpy as np
 
 NOMINAL_LEFT_S = np.array([-1.0, 0.0, 0.0])     # default mounting: sensor -x = patient's left
 NOMINAL_FORWARD_S = np.array([0.0, 0.0, -1.0])  # and sensor -z = forward
-METHODS = ("bends", "standing")
+METHODS = ("bends", "standing", "walk")  # walk: host.processing.walk_calibration
 DEFAULT_METHOD = "bends"
 CALIBRATED, FAILED = "calibrated", "failed"
 
@@ -412,4 +412,8 @@ def make_calibration(method: str, rate_hz: float, still_s: float = 2.0):
         return BendCalibration(rate_hz, still_s)
     if method == "standing":
         return StandingCalibration(rate_hz, still_s)
+    if method == "walk":
+        from host.processing.walk_calibration import WalkCalibration
+        # walking trials often start after a short stand: 1.5 s is enough for level and the gyro bias
+        return WalkCalibration(rate_hz, min(still_s, 1.5))
     raise ValueError(f"unknown calibration {method!r}; choose from {', '.join(METHODS)}")

@@ -39,7 +39,9 @@ from host.processing.exercise_modes import MODES
 # hip-dip, single-leg-squat and keep-level are handled here; captain-morgan is the hip dip under its
 # own name; the others are classes in host.processing.exercise_modes, registered in MODES.
 HIP_DIP_LIKE = ("hip-dip", "captain-morgan")
-EXERCISES = ("hip-dip", "single-leg-squat", "keep-level", "captain-morgan", *MODES)
+# walk is not a rep exercise: host.processing.gait.WalkExercise (steps, per-step cues) replaces
+# Exercise for it in the pipeline.
+EXERCISES = ("hip-dip", "single-leg-squat", "keep-level", "captain-morgan", *MODES, "walk")
 TARGET_EXERCISES = (*HIP_DIP_LIKE, "pelvic-tilt")   # the threshold is a target to reach (a chime)
 FEEDBACK = ("threshold", "bandwidth")
 SWINGS = ("front-back", "side", "circles")
@@ -381,7 +383,10 @@ class Exercise:
 
 
 def summary_text(summary: dict) -> str:
-    """A set summary in plain words, for the console and the window."""
+    """A set summary (or a walk summary) in plain words, for the console and the window."""
+    if summary["event"] == "walk_summary":
+        from host.processing.gait import walk_summary_text
+        return walk_summary_text(summary)
     side = summary["low_side"]
     if summary["exercise"] == "keep-level":
         worst = summary["worst_drop_deg"]

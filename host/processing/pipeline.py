@@ -7,6 +7,11 @@ physical units with device timestamps and lost-sample counts) and runs each batc
   orientation estimator -> mounting calibration (host.processing.calibration) -> pelvic angles -> exercise logic
 and out come: events (dicts, passed to `emit`), one row per sample in the live buffer (for the plot
 or console view), cue decisions to the `cue` sink (audio), and optionally a per-sample angle trace.
+Walking (`--exercise walk`): the exercise logic is host.processing.gait.WalkExercise, which also gets
+the raw sample (`feed`); its calibration (host.processing.walk_calibration) finds the axes from the
+first steps, so the samples from the still phase on are kept and run through the step detector
+once it has finished (`_walk_catch_up`: those steps are recorded, marked `during_calibration`, never
+sounded).
 
 Lost samples (sequence gaps) are bridged for the estimator by interpolating the last sample and the
 next one over as many sample periods as the device's timestamps say passed, so fusion never
@@ -18,6 +23,7 @@ The pipeline never blocks: sinks must return at once.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
@@ -27,6 +33,7 @@ from host.processing.exercise_modes import Motion
 from host.processing.calibration import CALIBRATED, DEFAULT_METHOD, FAILED, make_calibration
 from host.processing.estimators import DEFAULT_ESTIMATOR, make_estimator
 from host.processing.exercise import Exercise, ExerciseConfig, threshold_in_range
+from host.processing.gait import WalkExercise
 from host.sinks.live import LiveBuffer
 from host.protocol.frames import InfoFrame, SampleBatch, SampleDecoder
 
@@ -65,7 +72,10 @@ class Pipeline:
         self.rate_hz = None
         self.estimator = None
         self.calibration = None
-        self.exercise = Exercise(cfg.exercise)
+        self.walking = cfg.exercise.exercise == "walk"
+        self.exercise = WalkExercise(cfg.exercise) if self.walking else Exercise(cfg.exercise)
+        self._walk_backlog = []  # walk: samples between the still phase and the calibration's end
+        self._walk_levelled = 0
         self.t0_us = None
         self.t_s = 0.0
         self.samples = 0
@@ -115,7 +125,7 @@ class Pipeline:
         the summary's `ended_by: "user"` so a replay ends it at the same moment): emits its summary."""
         if self.exercise.set_in_progress:
             for event in self.exercise.end_set(self.t_s):
-                if by_user and event["event"] == "set_summary":
+                if by_user and event["event"] in ("set_summary", "walk_summary"):
                     event["ended_by"] = "user"
                 self.emit(event)
         if self.cue is not None and self.exercise.cue_on:
@@ -181,8 +191,16 @@ class Pipeline:
                     est = self.estimator = make_estimator(self.cfg.estimator, self.rate_hz,
                                                           **AFTER_BIAS_PARAMS.get(self.cfg.estimator, {}))
                     est.update(gyr - cal.gyr_bias_dps, acc)
+                if self.walking:
+                    if outcome == FAILED or cal.levelled != self._walk_levelled:
+                        self._walk_backlog, self._walk_levelled = [], cal.levelled  # from this still phase on
+                    if cal.levelled and outcome != CALIBRATED:
+                        self._walk_backlog.append((t_s, (gyr - cal.gyr_bias_dps).tolist(), acc.tolist(),
+                                                   est.quat_wxyz.copy()))
                 if outcome == CALIBRATED:
                     self._calibrated(t_s)
+                    if self.walking:
+                        self._walk_catch_up()
                 else:
                     if outcome == FAILED:
                         f = cal.failure
@@ -193,6 +211,8 @@ class Pipeline:
                         self.live.update_status(message=cal.prompt)
                     continue
             obl, fwd = pelvis_angles_deg(cal.result, est.quat_wxyz)
+            if self.walking:
+                ex.feed((gyr - cal.gyr_bias_dps).tolist(), acc.tolist(), est.quat_wxyz)
             motion = Motion(*vertical_motion(est.quat_wxyz, acc, gyr - cal.gyr_bias_dps)) if ex.needs_motion else None
             events = ex.update(t_s, obl, fwd, motion)
             played = False  # the sound output says whether a tone is sounding (none: no output)
@@ -253,6 +273,24 @@ class Pipeline:
         for k in range(1, n + 1):
             w = k / (missing + 1)
             self.estimator.update((1 - w) * g0 + w * g1 - bias, (1 - w) * a0 + w * a1)
+
+    def _walk_catch_up(self) -> None:
+        """The walking calibration needs the first steps to find the axes: run those steps (kept
+        since the still phase) through the step detector now, silently (their cues are past)."""
+        ex, cal = self.exercise, self.calibration
+        ex.start(self.rate_hz, cal.result.forward_s)
+        ex.detector.known_not_before_s = self._walk_backlog[-1][0] if self._walk_backlog else -math.inf
+        ex.quiet = True
+        for t_s, gyr, acc, quat in self._walk_backlog:
+            obl, fwd = pelvis_angles_deg(cal.result, quat)
+            ex.feed(gyr, acc, quat)
+            for event in ex.update(t_s, obl, fwd):
+                event["during_calibration"] = True
+                if event["event"] == "cue_on":
+                    event["tone_played"] = False
+                self.emit(event)
+        ex.quiet = False
+        self._walk_backlog = []
 
     def _calibrated(self, t_s: float) -> None:
         res = self.calibration.result

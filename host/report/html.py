@@ -213,7 +213,12 @@ def block_section(conn, session, b: store.BlockInfo) -> str:
                       else "") + ".</p>")
     else:
         out.append("<p>No angle data (the block ended before calibration).</p>")
-    out.append("<h3>Per side</h3>" + side_table(reps))
+    walking = b.exercise == "walk"   # steps instead of reps
+    if walking:
+        from host.report.walking import walk_section
+        out.append(walk_section(recorded, table, esc))
+    else:
+        out.append("<h3>Per side</h3>" + side_table(reps))
     summaries = [e for e in recorded if e.get("event") == "set_summary"]
     if summaries:
         try:
@@ -228,7 +233,8 @@ def block_section(conn, session, b: store.BlockInfo) -> str:
         out.append(f'<p class="note">{len(untoned)} of the reps with the cue got no tone: no tone was played'
                    + (f" ({faded} kept silent by faded feedback, the others had no sound output or were muted)"
                       if faded else " (no sound output, or muted)") + ".</p>")
-    out.append("<h3>Reps</h3>" + (rep_table(reps) if reps else "<p>No reps.</p>"))
+    if not walking:
+        out.append("<h3>Reps</h3>" + (rep_table(reps) if reps else "<p>No reps.</p>"))
     if marks:
         out.append("<h3>Therapist markers</h3>" + table(
             ["time (s)", "marker"], [[m["t_s"], m["label"]] for m in marks], left=0))

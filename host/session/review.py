@@ -26,6 +26,20 @@ from host.processing.exercise import ExerciseConfig
 from host.processing.pipeline import PipelineConfig
 
 
+
+def as_rep(event: dict) -> dict:
+    """A rep event as it is; a walking step (host.processing.gait) as a rep, so every list of reps,
+    table and comparison covers walking: its swing side is the low side, its drop the rep's maximum
+    drop (as host.store indexes it)."""
+    if event.get("event") == "step":
+        return {**event, "low_side": event.get("swing_side"), "max_drop_deg": event.get("drop_deg")}
+    return event
+
+
+def reps_of(events: list[dict]) -> list[dict]:
+    return [as_rep(e) for e in events if e.get("event") in ("rep", "step")]
+
+
 def config_for(s: store.BlockInfo, overrides=None) -> PipelineConfig:
     """The block's recorded pipeline settings, with any overrides from the command line."""
     stored = dict(s.settings or {})
@@ -134,7 +148,7 @@ class Replay:
 
     @property
     def reps(self) -> list[dict]:
-        return [e for e in self.events if e.get("event") == "rep"]
+        return reps_of(self.events)
 
     @property
     def ok(self) -> bool:
@@ -145,7 +159,7 @@ def steering_of(events: list[dict]) -> list[dict]:
     """What the user changed live, from a block's recorded events: every threshold change, and every
     set the user ended ("End this set"), to be applied again at their times."""
     return [e for e in events if e.get("event") == "threshold_changed"
-            or (e.get("event") == "set_summary" and e.get("ended_by") == "user")]
+            or (e.get("event") in ("set_summary", "walk_summary") and e.get("ended_by") == "user")]
 
 
 class TraceColumns:
@@ -247,6 +261,8 @@ class RepComparison:
 
 
 def compare_reps(live_reps: list[dict], replay_reps: list[dict]) -> RepComparison:
+    live_reps, replay_reps = [as_rep(r) for r in live_reps], [as_rep(r) for r in replay_reps]
+
     def cued(reps):
         return sum(1 for r in reps if r.get("cued"))
     return RepComparison(same=[_rep_key(r) for r in live_reps] == [_rep_key(r) for r in replay_reps],
@@ -287,7 +303,7 @@ def review_block(conn, block: store.BlockInfo) -> BlockAngles:
     """Replay `block` with its stored settings at full speed and line it up with its recording.
     Raises UserError when the stored settings cannot be used by this version."""
     recorded = [e for _, e in store.events(conn, block.id)]
-    reps = [e for e in recorded if e.get("event") == "rep"]
+    reps = reps_of(recorded)
     empty_i, empty_f = np.zeros(0, dtype=np.int64), np.zeros(0)
     seq, t_us, obl, fwd, comparison, wall = empty_i, empty_i, empty_f, empty_f, None, 0.0
     t_s = empty_f

@@ -72,9 +72,10 @@ class RunSummary:
         cued = sum(1 for r in self.reps if r.get("cued"))
         silent = sum(1 for r in self.reps if r.get("cued") and r.get("feedback_scheduled", True)
                      and not r.get("feedback_given"))
-        lines.append(f"Reps: {len(self.reps)} ({cued} with the cue"
-                     + (f"; {silent} of them without a tone: no sound output, or muted" if silent else "")
-                     + ").")
+        if self.reps or not any(s.get("event") == "walk_summary" for s in self.sets):
+            lines.append(f"Reps: {len(self.reps)} ({cued} with the cue"
+                         + (f"; {silent} of them without a tone: no sound output, or muted" if silent else "")
+                         + ").")
         lines += [summary_text(s) for s in self.sets]
         lines.append(f"Samples: {self.samples}, lost: {self.lost_samples}"
                      + (f", damaged frames skipped: {sum(self.frame_errors.values())}" if self.frame_errors else "")
@@ -134,6 +135,13 @@ class StreamRunner:
         elif kind == "clock_jump":
             self.summary.clock_jumps.append(event["jump_s"])
         elif kind == "set_summary":
+            self.summary.sets.append(event)
+            self.live.update_status(last_summary=event)
+        elif kind == "step":
+            mid_t = 0.5 * (event["contact_t"] + event["end_t"])  # the bar goes under the step's dip in the curve
+            recent = self.live.status.steps[-59:] + [(mid_t, event["swing_side"], event["drop_deg"])]
+            self.live.update_status(last_step=event, steps=recent)
+        elif kind == "walk_summary":
             self.summary.sets.append(event)
             self.live.update_status(last_summary=event)
         if self.events is not None:
@@ -314,7 +322,7 @@ class StreamRunner:
                     self.pipeline.set_threshold(e["side"], e["threshold_deg"])
                 except (KeyError, TypeError, ValueError):  # a damaged or foreign record: keep going
                     pass
-            elif e["event"] == "set_summary":
+            elif e["event"] in ("set_summary", "walk_summary"):
                 self.pipeline.end_set(by_user=True)
 
     def frame_errors(self) -> dict:

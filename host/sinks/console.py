@@ -33,7 +33,7 @@ def status_line(status, t_s: float, damaged: int = 0) -> str:
     cue = "CUE " if status.cue_on else "    "
     lost = f"  lost {status.lost_samples}" if status.lost_samples else ""
     return (f"{t_s:7.1f} s  {describe_obliquity(status.obliquity_deg):<18} ({status.obliquity_deg:+5.1f}°)  "
-            f"{cue} reps {status.reps}{lost}{bad}")
+            f"{cue} {'steps' if status.exercise == 'walk' else 'reps'} {status.reps}{lost}{bad}")
 
 
 class _DamageCounter(logging.Filter):
@@ -66,12 +66,25 @@ def _counting_damage():
 
 async def console_view(live, pipeline, out, interactive: bool, damage=None) -> None:
     from host.processing.exercise import summary_text
+    from host.processing.gait import step_text
     period = 0.2 if interactive else 1.0
     shown_summary = None
+    shown_step = None
     was_calibrated = False
     last_line = None
+    tick = 0
     while True:
+        # steps are checked every 0.1 s so each one is on screen within 0.3 s of its contact
+        await asyncio.sleep(0.1)
         status = live.status_copy()
+        if status.last_step and status.last_step is not shown_step:
+            shown_step = status.last_step
+            out.write(("\r" if interactive else "") + step_text(shown_step).ljust(78) + "\n")
+            out.flush()
+        tick += 1
+        if tick * 0.1 < period - 1e-9:
+            continue
+        tick = 0
         if status.calibrated and not was_calibrated and status.message:
             out.write(("\r" if interactive else "") + status.message.ljust(78) + "\n")  # how good it was
         was_calibrated = status.calibrated
@@ -85,7 +98,6 @@ async def console_view(live, pipeline, out, interactive: bool, damage=None) -> N
             out.write(line + "\n")
         last_line = line
         out.flush()
-        await asyncio.sleep(period)
 
 
 async def run_with_console(session, live, out):

@@ -46,6 +46,8 @@ class LiveStatus:
     reps: int = 0
     last_rep: dict = field(default_factory=dict)
     last_summary: dict = field(default_factory=dict)  # the last set_summary event
+    last_step: dict = field(default_factory=dict)     # walk: the last step event
+    steps: list = field(default_factory=list)         # walk: (mid-step t, swing side, drop) of recent steps, for the bars
     link: str = "connecting"          # connecting | streaming | disconnected | ended | error
     message: str = ""                 # one plain sentence for the user
     lost_samples: int = 0
