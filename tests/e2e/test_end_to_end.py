@@ -102,7 +102,7 @@ def test_port_that_does_not_exist():
     (["run", "--threshold", "5"], "--serial"),
     (["sim", "--drops", "3,x"], "--drops wants degrees"),
     (["sim", "--loss", "2"], "fraction"),
-    (["sim", "--rate", "123"], "invalid choice"),
+    (["sim", "--rate", "123"], "the chip runs at 52, 104, 208, 416 Hz"),
 ])
 def test_wrong_command_line_values_get_clear_errors(args, words):
     r = subprocess.run(hiplevel(*args), capture_output=True, text=True, cwd=ROOT, timeout=30)
