@@ -443,9 +443,14 @@ class SampleDecoder:
                 self.restarts += 1
                 this = self._physical(frame, 0, t_host_s, 0)
                 b = held.batch
+                # the two agree within the slack, which can put this frame's first stamp at or before
+                # the held frame's last: no sample may share or go back in time within a batch
+                on_time = b.t_device_us[-1] + np.round(np.arange(1, n + 1) * period_us).astype(np.int64)
+                t_this = np.maximum(this.t_device_us, on_time) if this.t_device_us[0] <= b.t_device_us[-1] \
+                    else this.t_device_us
                 self._advance(frame, n)
                 self.samples += h_n + n
-                return SampleBatch(b.seq, np.concatenate([b.t_device_us, this.t_device_us]),
+                return SampleBatch(b.seq, np.concatenate([b.t_device_us, t_this]),
                                    np.concatenate([b.acc_g, this.acc_g]),
                                    np.concatenate([b.gyr_dps, this.gyr_dps]), b.t_host_s, 0,
                                    restarted={"expected_seq": held.expected_seq, "got_seq": h.seq,
