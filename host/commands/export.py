@@ -23,7 +23,7 @@ from host import store
 from host.errors import UserError
 from host.commands.db_args import add_db_argument, get_session, open_db, pick_blocks, plain_db_errors, session_arg
 from host.protocol.frames import SampleDecoder
-from host.session.review import compare_reps, config_for, replay_block
+from host.session.review import compare_reps, config_for, replay_block, reps_of
 
 SAMPLE_COLUMNS = ["block", "seq", "t_device_us", "t_s", "t_host_s", "acc_x_g", "acc_y_g", "acc_z_g",
                   "gyr_x_dps", "gyr_y_dps", "gyr_z_dps", "obliquity_deg", "forward_tilt_deg", "cue_on"]
@@ -205,7 +205,7 @@ def _export(conn, session, blocks, files) -> None:
         periods = store.cue_periods(rec_events, math.inf)
         rows_out = SampleRows(w["samples"], b.number, iter_samples(conn, b), periods,
                               open_cue=bool(periods) and periods[-1][1] == math.inf)
-        live_reps = [e for e in rec_events if e.get("event") == "rep"]
+        live_reps = reps_of(rec_events)  # a walk's steps are its reps
         all_reps += [(b.number, r) for r in live_reps]
         if b.frame_count:
             r = replay_block(conn, b, config_for(b), speed=None, trace=rows_out.angle)
