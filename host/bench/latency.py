@@ -188,7 +188,8 @@ def frame_of_event(sf: ScriptedFrames, t_event_s: float, t0_us: int) -> int | No
 # -- what happens during the session --------------------------------------------------------------
 class CueTap:
     """The session's event sink (EventLog's `write`): notes each cue_on with the frame being
-    processed, and at each cue_off the player's onset note for the cue that just ended."""
+    processed (None without a scripted transport: the BLE bench), and at each cue_off the player's
+    onset note for the cue that just ended."""
 
     def __init__(self, transport, player):
         self.transport, self.player = transport, player
@@ -198,7 +199,7 @@ class CueTap:
     def write(self, event: dict) -> None:
         if event["event"] == "cue_on":
             self.cue_ons.append((float(event["t"]), event.get("kind", "fault"),
-                                 self.transport.current_index))
+                                 None if self.transport is None else self.transport.current_index))
         elif event["event"] == "cue_off":
             self.note_onset()
 

@@ -60,29 +60,6 @@ class FrameTap:
         return None
 
 
-class OnsetTap:
-    """The session's event sink: the player's onset note at each cue_off (and at the end)."""
-
-    def __init__(self, player):
-        self.player = player
-        self.onsets: list = []
-        self.cue_ons = 0
-
-    def write(self, event: dict) -> None:
-        if event["event"] == "cue_on":
-            self.cue_ons += 1
-        elif event["event"] == "cue_off":
-            self.note()
-
-    def note(self) -> None:
-        o = self.player.last_onset
-        if o is not None and (not self.onsets or self.onsets[-1] is not o):
-            self.onsets.append(o)
-
-    def close(self) -> None:
-        pass
-
-
 def truth_crossings(path: Path, threshold_deg: float) -> list[tuple[int, int, float]]:
     """(rep, seq, t_mono_s) of the first sample of each rep whose right side drops past the
     threshold (stance left: the free side is the right; drop_right = +obliquity)."""
@@ -104,7 +81,7 @@ def _stats(values):
 
 
 def measure_ble(args) -> dict:
-    from host.bench.latency import _sound_server
+    from host.bench.latency import CueTap, _sound_server
     from host.links.ble.transport import BleTransport
     from host.processing.exercise import ExerciseConfig
     from host.processing.pipeline import PipelineConfig
@@ -143,7 +120,7 @@ def measure_ble(args) -> dict:
             cfg = PipelineConfig(exercise=ExerciseConfig(
                 exercise="keep-level", stance="left", threshold_left_deg=args.threshold,
                 threshold_right_deg=args.threshold))
-            frames, onsets = FrameTap(), OnsetTap(player)
+            frames, onsets = FrameTap(), CueTap(None, player)
             session = StreamRunner(BleTransport(name, hci=hci), cfg, events=onsets,
                               cue=AudioCueSink(player), recorder=frames)
             print(f"hiplevel bench latency --link ble: {args.cues} drops through the simulated "
@@ -155,7 +132,7 @@ def measure_ble(args) -> dict:
             try:
                 summary = asyncio.run(session.run())
                 time.sleep(TAIL_S)
-                onsets.note()
+                onsets.note_onset()
             finally:
                 recording = recorder.stop()
             if not summary.ok:
@@ -199,7 +176,7 @@ def measure_ble(args) -> dict:
         "onsets_found": sum(1 for r in rows if r["onset_s"] is not None),
         "cues_without_onset": sum(1 for r in rows if r["onset_s"] is None),
         "bursts_without_cue": len(onset_hosts) - len(used),
-        "cue_on_events": onsets.cue_ons,
+        "cue_on_events": len(onsets.cue_ons),
         "latency_ms": _stats(ms("crossing_s", "onset_s")),
         "stages_ms": {
             "sensor_link": _stats(ms("crossing_s", "arrival_s")),

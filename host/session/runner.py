@@ -340,9 +340,10 @@ class StreamRunner:
         """Once per session: the sensor's fault as one plain sentence (event log, status line)."""
         self._fault_told = True
         text = fault_message(self.decoder.fault)
+        sentence = text[0].upper() + text[1:] + "."
         self._emit({"event": "sensor_fault", "t": self.pipeline.t_s, "code": self.decoder.fault,
-                    "message": text[0].upper() + text[1:] + "."})
-        self.live.update_status(message=text[0].upper() + text[1:] + ".")
+                    "message": sentence})
+        self.live.update_status(message=sentence)
 
     def start_in_thread(self) -> threading.Thread:
         """Run the session on its own thread with its own event loop (used under the GUI). If the
