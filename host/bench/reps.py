@@ -5,7 +5,10 @@ mounting, frame loss) in-process straight into the host's decoder and pipeline, 
 those of the real code path minus the link. The grid varies tempo (1.5-5 s per rep), depth, noise,
 stance side, mounting tilt and frame loss, for every exercise (`CASES`; hip swings once per swing).
 Scored against the scenario's truth (pelvic tilt: its forward tilt against the target):
-- reps counted: a counted rep matches a true rep when it starts inside that rep's time window;
+- reps counted: a counted rep matches the true rep whose time window its own span (start to end)
+  overlaps most, each true rep at most once; a counted rep that overlaps no unmatched true rep is an
+  extra rep (a rep detected a few ms before its window opens is still that rep; a double count or a
+  rep made of sway is not);
 - false cues: reps whose true drop is 1.5 deg or more *below* the threshold that were cued;
 - missed cues: reps whose true drop is 1.5 deg or more *past* the threshold that were not cued.
 Reps within 1.5 deg of the threshold are not scored for the cue: either answer is acceptable there.
@@ -123,19 +126,21 @@ def run_scenario(exercise, tempo_s, loss, stance, noise, yaw_deg, tilt_deg, seed
     watched = lean if case.exercise == "pelvic-tilt" else drop_deg(obl, sc.free_side)
     reps_idx = sc.rep_index(t_fine)
     n = sc.reps
-    rep_start = [float(t_fine[np.argmax(reps_idx == i)]) for i in range(n)]
+    rep_start = np.array([sc.reps_start_s + i * sc.rep_s for i in range(n)])
     true_max = [float(watched[reps_idx == i].max()) for i in range(n)]
-    # a timed hold is clocked by the app from its calibration: it may begin a little before the
-    # simulated patient lifts the foot
-    early_s = 0.5 if case.exercise == "timed-hold" else 0.0
+    # (a timed hold is clocked by the app from its calibration: it may begin a little before the
+    # simulated patient lifts the foot, which the overlap allows)
     clock = 1.0 + dev.clock_ppm * 1e-6  # device seconds per true second
     counted = [e for e in events if e["event"] == "rep"]
     matched = {}
     extra = 0
     for rep in counted:
         start_true = (rep["t"] - rep["duration_s"]) / clock
-        i = int(np.searchsorted(rep_start, start_true + early_s, side="right")) - 1
-        if 0 <= i < n and i not in matched:
+        end_true = rep["t"] / clock
+        overlap = np.minimum(end_true, rep_start + sc.rep_s) - np.maximum(start_true, rep_start)
+        overlap[list(matched)] = 0.0
+        i = int(np.argmax(overlap))
+        if overlap[i] > 0.0:
             matched[i] = rep
         else:
             extra += 1

@@ -181,7 +181,7 @@ class LateralStepDown(Mode):
     that rise. `depth_m` is the step's rise above that trough."""
     needs_motion = True
     TAU_S, BIAS_TAU_S = 1.5, 4.0
-    RISE_ON_M = 0.04          # down this far from the trough: a step has started
+    RISE_ON_M = 0.02          # down this far from the trough: a step has started
     FALL_SHARE = 0.5          # back up by this share of the step's depth (and FALL_MIN_M): it ended
     FALL_MIN_M = 0.02
     SETTLE_S = 0.1            # ... for this long
