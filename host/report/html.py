@@ -99,7 +99,7 @@ def angle_plots(trace: RowEnvelopes, block: store.BlockInfo, cues, reps, marks, 
             et, ey = envelope(t_s[sel], obl[sel], MAX_POINTS // 2)
         else:
             et, ey = trace.row(k)
-            sel = et <= b   # a sample before a later one's time (a restart): past the end, not drawn
+            sel = et <= b   # the last row ends at the last sample, though an earlier one lay later
             et, ey = et[sel], ey[sel]
         c.line(et, ey, COLORS["angle"], title="obliquity")
         for r in reps:

@@ -21,10 +21,10 @@ def _report_of(tmp_path, seconds: float, monkeypatch) -> tuple[int, list[RowEnve
     set of `seconds` recorded by the real Recorder into a real SQLite file."""
     db = tmp_path / f"{seconds:g}.sqlite"
     record_session(db, seconds)
-    made = []
+    made, angle_trace = [], html.angle_trace
 
-    def kept_trace():
-        made.append(html.RowEnvelopes(html.PLOT_ROW_S, html.MAX_POINTS // 2, whole_s=html.ONE_ROW_S))
+    def kept_trace():   # the report's own trace, kept to look at
+        made.append(angle_trace())
         return made[-1]
     monkeypatch.setattr(html, "angle_trace", kept_trace)
     conn = store.connect(db)
