@@ -3,7 +3,9 @@ progress across sessions, as one self-contained page (inline CSS and SVG; no scr
 fonts or images to fetch), readable in any browser without the app.
 
 In: the session store (host.store) and, for the angle plots, host.session.review (each block
-replayed with its stored settings through the live pipeline); reps, cues, set summaries and markers
+replayed with its stored settings through the live pipeline, its samples streamed one at a time into
+host.report.svg.RowEnvelopes, which keeps per plot row the min and max of each bucket of 0.15 s: the
+report's memory does not grow with the block's length); reps, cues, set summaries and markers
 are as recorded live. A patient report reads only the indexed rep columns (store.progress) and,
 for a patient who follows a programme, its adherence (host.session.programme.adherence).
 Out: HTML text; host/commands/report.py writes it to a file; the web dashboard (host/server) shows
@@ -19,12 +21,13 @@ import numpy as np
 from host import __version__
 from host import store
 from host.errors import UserError
-from host.report.svg import Chart, envelope, esc
+from host.report.svg import Chart, RowEnvelopes, envelope, esc
 from host.report.text import describe_block, fmt_duration
 from host.session.review import cue_list, review_block, step_within, threshold_steps
 
 PLOT_ROW_S = 120.0       # long blocks are drawn as rows of this many seconds
-MAX_POINTS = 1600        # per plot row: min/max per bucket keeps the peaks
+ONE_ROW_S = PLOT_ROW_S * 1.25   # a block up to this long is one row (its own span)
+MAX_POINTS = 1600        # per plot row: min/max per bucket keeps the peaks (800 buckets of a 894-px plot)
 COLORS = {"left": "#1b6ca8", "right": "#c0392b", "angle": "#1f3a5f", "threshold": "#c0392b",
           "cue": "#f5a623", "cue_silent": "#b8b8b8", "marker": "#8e44ad"}
 
@@ -53,10 +56,19 @@ def page(title: str, body: str) -> str:
 
 # ---- session report ----
 
-def angle_plots(t_s, obl, block: store.BlockInfo, cues, reps, marks, y_lim: float, t_cal: float | None,
-                events: list[dict] = ()) -> str:
-    end = float(t_s[-1]) if len(t_s) else 1.0
-    rows = max(1, math.ceil(end / PLOT_ROW_S)) if end > PLOT_ROW_S * 1.25 else 1
+def angle_trace() -> RowEnvelopes:
+    """What the plots keep of a block's obliquity while it is replayed: `review_block(conn, b,
+    trace=...)` gives it each sample, `angle_plots` draws it."""
+    return RowEnvelopes(PLOT_ROW_S, MAX_POINTS // 2, whole_s=ONE_ROW_S)
+
+
+def angle_plots(trace: RowEnvelopes, block: store.BlockInfo, cues, reps, marks, y_lim: float,
+                t_cal: float | None, events: list[dict] = ()) -> str:
+    """The block's obliquity as rows of PLOT_ROW_S (one row over its own span when it is short),
+    with the calibration, the cues, the threshold as it was at each moment, reps and markers."""
+    end = float(trace.end_t) if trace.n else 1.0
+    one_row = trace.whole is not None   # every sample kept: the block fits one row
+    rows = 1 if one_row else max(1, math.ceil(end / PLOT_ROW_S))
     span = end / rows if rows == 1 else PLOT_ROW_S
     out = []
     sign = 1.0 if block.free_side == "right" else -1.0  # + = right hip low on the plot
@@ -81,8 +93,14 @@ def angle_plots(t_s, obl, block: store.BlockInfo, cues, reps, marks, y_lim: floa
         for x in sorted({x for x in steps_x[1:-1] if a < x < b}):
             y = float(steps_y[np.searchsorted(steps_x, x, side="right") - 1])
             c.label(x, sign * y + 0.04 * y_lim * sign, f"{y:g}°", color=COLORS["threshold"], anchor="start")
-        sel = (t_s >= a) & (t_s <= b)
-        et, ey = envelope(t_s[sel], obl[sel], MAX_POINTS // 2)
+        if one_row:
+            t_s, obl = (np.frombuffer(x) for x in trace.whole)
+            sel = (t_s >= a) & (t_s <= b)
+            et, ey = envelope(t_s[sel], obl[sel], MAX_POINTS // 2)
+        else:
+            et, ey = trace.row(k)
+            sel = et <= b   # the last row ends at the last sample, though an earlier one lay later
+            et, ey = et[sel], ey[sel]
         c.line(et, ey, COLORS["angle"], title="obliquity")
         for r in reps:
             t = r.get("t")
@@ -100,7 +118,8 @@ def angle_plots(t_s, obl, block: store.BlockInfo, cues, reps, marks, y_lim: floa
               '<span><i class="sw" style="border-top:2px dashed {t};height:0"></i>threshold</span>'
               '<span>numbers: rep ends</span></p>').format(a=COLORS["angle"], c=COLORS["cue"],
                                                           s=COLORS["cue_silent"], t=COLORS["threshold"])
-    return legend + "\n".join(out)
+    out[0] = legend + out[0]   # one join: a 60-minute block's rows are about 1.5 MB of text
+    return "\n".join(out)
 
 
 def _cell(v) -> str:
@@ -187,26 +206,25 @@ def block_section(conn, session, b: store.BlockInfo) -> str:
                    + f", so no reps were counted live. The data are recorded: <code>hiplevel replay "
                      f"{session.id} --calibration standing</code> calibrates from the recording's first still "
                      f"phase and counts the reps.</p>")
-    t_s = obl = np.zeros(0)
+    trace = angle_trace()
     try:
-        review = review_block(conn, b)
+        review = review_block(conn, b, trace=lambda seq, t_us, obl, fwd, t_s: trace.add(t_s, obl))
     except UserError as e:
         out.append(f'<p class="note">The angle plot cannot be drawn: {esc(e)}</p>')
-        review = None
-    if review is not None and len(review.t_s):
-        t_s, obl = review.t_s, review.obliquity_deg
+        review, trace = None, angle_trace()
+    if review is not None and trace.n:
         if not review.comparison.same:
             out.append(f'<p class="note">The plot is a re-analysis with the stored settings and the changes '
                        f"made live, and it differs from what happened live: "
                        f"{esc(review.comparison.sentence())} The tables show the reps as recorded live.</p>")
-    if len(t_s):
-        y_lim = max(8.0, math.ceil((np.nanmax(np.abs(obl)) + 1.0) / 2) * 2,
+    if trace.n:
+        y_lim = max(8.0, math.ceil(((trace.max_abs_y if trace.max_abs_y >= 0 else 0.0) + 1.0) / 2) * 2,
                     b.threshold_left_deg + 2, b.threshold_right_deg + 2,
                     *(float(e["threshold_deg"]) + 2 for e in recorded
                       if e.get("event") == "threshold_changed" and isinstance(e.get("threshold_deg"), (int, float))))
-        cues = cue_list(recorded, float(t_s[-1]))
+        cues = cue_list(recorded, float(trace.end_t))
         t_cal = (b.calibration or {}).get("t")
-        out.append(angle_plots(t_s, obl, b, cues, reps, marks, y_lim, t_cal, recorded))
+        out.append(angle_plots(trace, b, cues, reps, marks, y_lim, t_cal, recorded))
         total = sum(c[1] - c[0] for c in cues)
         out.append(f"<p>{len(cues)} cue periods, {total:.1f} s in all"
                    + (f" ({sum(1 for c in cues if not c[2])} silent: no tone was played)" if any(not c[2] for c in cues)

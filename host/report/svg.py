@@ -2,12 +2,15 @@
 
 In: data coordinates (numpy arrays or lists). Out: SVG text for inline use. `Chart` draws axes with
 "nice" ticks, lines, bands, bars and labels; `envelope` thins a long curve to min/max per bucket so
-every peak survives.
+every peak survives; `RowEnvelopes` does the same while the curve streams in (one sample at a time,
+as a replay gives them), for a curve drawn as rows of a fixed time span, holding a bounded number of
+points however long the curve is.
 """
 from __future__ import annotations
 
 import html
 import math
+from array import array
 
 import numpy as np
 
@@ -146,3 +149,91 @@ def envelope(t: np.ndarray, y: np.ndarray, buckets: int) -> tuple[np.ndarray, np
             out_t.append(t[k])
             out_y.append(y[k])
     return np.array(out_t), np.array(out_y)
+
+
+class RowEnvelopes:
+    """A curve streamed in with `add(t, y)`, thinned as it comes for plotting it as rows `row_s`
+    wide: per row, the minimum and the maximum (with their times, to draw them in order) of each of
+    `columns` equal time buckets, so what is held grows with the rows, not the samples. Until a
+    point lies beyond `whole_s`, every point is kept too (`whole`): a curve that fits one row is
+    drawn with `envelope` over its own span, which only its last point fixes. Also kept: the number
+    of points, the last time and the largest |y| (NaN points count, as they do in arrays, but are
+    never drawn)."""
+
+    def __init__(self, row_s: float, columns: int, whole_s: float):
+        self.row_s, self.columns, self.whole_s = float(row_s), int(columns), float(whole_s)
+        self.bucket_s = self.row_s / self.columns
+        self.n = 0
+        self.end_t = math.nan
+        self.max_abs_y = math.nan
+        self.whole: tuple[array, array] | None = (array("d"), array("d"))
+        self._rows: dict[int, np.ndarray] = {}   # row -> (columns, 4): t of min, min, t of max, max
+        self._cell = None                        # the bucket being filled: [key, t_lo, lo, t_hi, hi]
+
+    def add(self, t: float, y: float) -> None:
+        self.n += 1
+        self.end_t = t
+        if self.whole is not None:
+            if t > self.whole_s:
+                self.whole = None                # too long for one row: the rows' buckets draw it
+            else:
+                self.whole[0].append(t)
+                self.whole[1].append(y)
+        if y != y:                               # NaN: never drawn (envelope() drops it)
+            return
+        if not abs(y) <= self.max_abs_y:         # also when max_abs_y is still NaN
+            self.max_abs_y = abs(y)
+        if t < 0.0:                              # before the first row starts: not drawn
+            return
+        row = int(t // self.row_s)
+        col = min(self.columns - 1, int((t - row * self.row_s) / self.bucket_s))
+        self._put(row * self.columns + col, t, y)
+        if row and t == row * self.row_s:
+            self._put(row * self.columns - 1, t, y)   # on a row's edge: the end of the row before too
+
+    def _put(self, k: int, t: float, y: float) -> None:
+        c = self._cell
+        if c is None or c[0] != k:
+            self._flush()
+            self._cell = [k, t, y, t, y]         # samples come in time order: merge a bucket once
+            return
+        if y < c[2]:
+            c[1], c[2] = t, y
+        if y > c[4]:
+            c[3], c[4] = t, y
+
+    def _flush(self) -> None:
+        c = self._cell
+        if c is None:
+            return
+        row, col = divmod(c[0], self.columns)
+        cells = self._rows.get(row)
+        if cells is None:
+            cells = self._rows[row] = np.full((self.columns, 4), np.nan)   # times NaN: empty
+            cells[:, 1], cells[:, 3] = np.inf, -np.inf
+        old = cells[col]
+        if c[2] < old[1]:
+            old[0], old[1] = c[1], c[2]
+        if c[4] > old[3]:
+            old[2], old[3] = c[3], c[4]
+        self._cell = None
+
+    @property
+    def points_held(self) -> int:
+        """How many (t, y) pairs are held: the rows' buckets, and the whole curve while it fits."""
+        return len(self._rows) * self.columns * 2 + (len(self.whole[0]) if self.whole is not None else 0)
+
+    def row(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Row k's points (from k * row_s to (k + 1) * row_s) in time order: each bucket's minimum
+        and maximum, one point where they are the same sample."""
+        self._flush()
+        cells = self._rows.get(k)
+        if cells is None:
+            return np.zeros(0), np.zeros(0)
+        cells = cells[~np.isnan(cells[:, 0])]
+        lo_first = cells[:, 0] <= cells[:, 2]
+        t = np.column_stack([np.where(lo_first, cells[:, 0], cells[:, 2]), np.where(lo_first, cells[:, 2], cells[:, 0])])
+        y = np.column_stack([np.where(lo_first, cells[:, 1], cells[:, 3]), np.where(lo_first, cells[:, 3], cells[:, 1])])
+        keep = np.ones(t.shape, dtype=bool)
+        keep[:, 1] = (t[:, 0] != t[:, 1]) | (y[:, 0] != y[:, 1])   # else min and max are one sample
+        return t[keep], y[keep]

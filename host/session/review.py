@@ -7,7 +7,10 @@ stored settings are used (`config_for`), with overrides where a caller asks for 
 Out: data, not sentences: a `Replay` (the run's summary, events and per-sample angles),
 `BlockAngles` (angles on the block's own clock, the recorded events, reps, cue periods and the
 `RepComparison` of replayed and recorded reps). `hiplevel replay`, `export`, `report` and the history
-window all use `review_block` / `replay_block`; they decide how to say it.
+window all use `review_block` / `replay_block`; they decide how to say it. The per-sample angles come
+either as arrays (the history window, tests) or one sample at a time to a callable, so a caller can
+stream them: the export writes each as a row, the report thins them into its plots' envelopes
+(host.report.svg.RowEnvelopes), and neither holds a block's samples.
 """
 from __future__ import annotations
 
@@ -165,7 +168,9 @@ def steering_of(events: list[dict]) -> list[dict]:
 class TraceColumns:
     """The per-sample trace of a replay (seq, t_device_us, obliquity, forward tilt, t_s) in numpy
     chunks: a Python number per sample and column would cost about 32 bytes where the array holds 8
-    (a 60-minute block is 720,000 samples)."""
+    (a 60-minute block is 720,000 samples: 29 MB, twice that while `arrays` joins the chunks). For
+    callers that need every sample at once (`review_block` without `trace`: the history window);
+    the export and the report take the samples one at a time instead."""
     CHUNK = 65536
     NAMES = ("seq", "t_device_us", "obliquity_deg", "forward_tilt_deg", "t_s")
     _TYPES = (np.int64, np.int64, float, float, float)
@@ -299,23 +304,32 @@ class BlockAngles:
         return cue_list(self.events, self.end_t_s)
 
 
-def review_block(conn, block: store.BlockInfo) -> BlockAngles:
+def review_block(conn, block: store.BlockInfo, trace=None) -> BlockAngles:
     """Replay `block` with its stored settings at full speed and line it up with its recording.
+    trace: a callable (seq, t_device_us, obliquity_deg, forward_tilt_deg, t_s) given each replayed
+    sample instead of keeping them, so memory does not grow with the block (the report); the
+    returned arrays are then empty, and `end_t_s` counts the last sample all the same.
     Raises UserError when the stored settings cannot be used by this version."""
     recorded = [e for _, e in store.events(conn, block.id)]
     reps = reps_of(recorded)
     empty_i, empty_f = np.zeros(0, dtype=np.int64), np.zeros(0)
     seq, t_us, obl, fwd, comparison, wall = empty_i, empty_i, empty_f, empty_f, None, 0.0
     t_s = empty_f
+    last_t_s = []   # the last sample's time (seconds), however the samples came
+
+    def streamed(*sample):
+        last_t_s[:] = sample[4:]
+        trace(*sample)
     if block.frame_count:
-        r = replay_block(conn, block, config_for(block), speed=None, trace=True)
+        r = replay_block(conn, block, config_for(block), speed=None, trace=True if trace is None else streamed)
         wall = r.wall_s
-        if len(r.samples["seq"]):
+        if len(r.samples.get("seq", ())):
             seq, t_us, t_s = r.samples["seq"], r.samples["t_device_us"], r.samples["t_s"]
             obl, fwd = r.samples["obliquity_deg"], r.samples["forward_tilt_deg"]
+            last_t_s = [float(t_s[-1])]
         comparison = compare_reps(reps, r.reps)
     # no angle (ended before calibration): the host clock's length of the block stands in
-    times = [float(t_s[-1])] if len(t_s) else [block.duration_s]
+    times = [float(last_t_s[0])] if last_t_s else [block.duration_s]
     times += [float(e["t"]) for e in recorded if isinstance(e.get("t"), (int, float))]
     return BlockAngles(block=block, events=recorded, reps=reps, seq=seq, t_device_us=t_us, t_s=t_s,
                        obliquity_deg=obl, forward_tilt_deg=fwd, comparison=comparison, replay_wall_s=wall,
