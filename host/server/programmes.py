@@ -178,58 +178,57 @@ def router(signed_in_db, render) -> APIRouter:
             label = found(store.patient_of_clinic(c, p, t.clinic_id))
             return editor(request, c, t, csrf, p, label, saved=saved if saved.isascii() and saved.isdigit() else "")
 
-    @r.post("/patients/{pid}/programme")
-    async def editor_post(request: Request, pid: str):
-        form = await request.form(max_files=0, max_fields=len(COLUMNS) * MAX_ROWS + 8, max_part_size=MAX_BODY_BYTES)
+    async def patient_form(request, pid: str, max_fields: int, handle):
+        """A POST about one patient: signed in, the session's CSRF token, the patient within the
+        therapist's clinic (else 404); then handle(form, conn, therapist, csrf, patient id, label)."""
+        form = await request.form(max_files=0, max_fields=max_fields, max_part_size=MAX_BODY_BYTES)
 
         def work():
             with signed_in_db(request) as (c, t, csrf):
                 if not auth.same_token(csrf, form.get("csrf")):
                     return refused()
                 p = parse_id(pid)
-                label = found(store.patient_of_clinic(c, p, t.clinic_id))
-                per_week, notes = str(form.get("sessions_per_week", "")), str(form.get("programme_notes", ""))
-                try:
-                    rows = rows_of_form(form)
-                except pg.ProgrammeError as e:
-                    return editor(request, c, t, csrf, p, label, 400, message=sentence(f"not saved: {e}"))
-                typed = dict(rows=rows, per_week=per_week, notes=notes)
-                op = str(form.get("op", "save"))
-                if op != "save":
-                    return editor(request, c, t, csrf, p, label, **{**typed, "rows": apply_op(rows, op)})
-                try:
-                    programme = programme_of_rows(rows, per_week, notes)
-                except pg.ProgrammeError as e:
-                    return editor(request, c, t, csrf, p, label, 400, message=sentence(f"not saved: {e}"), **typed)
-                stored, why = save(c, label, programme, str(form.get("base_version", "")))
-                if stored is None:
-                    return editor(request, c, t, csrf, p, label, 409, message=why, **typed)
-                return saved_redirect(p, stored.version)
+                return handle(form, c, t, csrf, p, found(store.patient_of_clinic(c, p, t.clinic_id)))
         return await asyncio.to_thread(work)
+
+    @r.post("/patients/{pid}/programme")
+    async def editor_post(request: Request, pid: str):
+        def handle(form, c, t, csrf, p, label):
+            per_week, notes = str(form.get("sessions_per_week", "")), str(form.get("programme_notes", ""))
+            try:
+                rows = rows_of_form(form)
+            except pg.ProgrammeError as e:
+                return editor(request, c, t, csrf, p, label, 400, message=sentence(f"not saved: {e}"))
+            typed = dict(rows=rows, per_week=per_week, notes=notes)
+            op = str(form.get("op", "save"))
+            if op != "save":
+                return editor(request, c, t, csrf, p, label, **{**typed, "rows": apply_op(rows, op)})
+            try:
+                programme = programme_of_rows(rows, per_week, notes)
+            except pg.ProgrammeError as e:
+                return editor(request, c, t, csrf, p, label, 400, message=sentence(f"not saved: {e}"), **typed)
+            stored, why = save(c, label, programme, str(form.get("base_version", "")))
+            if stored is None:
+                return editor(request, c, t, csrf, p, label, 409, message=why, **typed)
+            return saved_redirect(p, stored.version)
+        return await patient_form(request, pid, len(COLUMNS) * MAX_ROWS + 8, handle)
 
     @r.post("/patients/{pid}/programme/import")
     async def import_post(request: Request, pid: str):
-        form = await request.form(max_files=0, max_fields=4, max_part_size=MAX_BODY_BYTES)
-
-        def work():
-            with signed_in_db(request) as (c, t, csrf):
-                if not auth.same_token(csrf, form.get("csrf")):
-                    return refused()
-                p = parse_id(pid)
-                label = found(store.patient_of_clinic(c, p, t.clinic_id))
-                text = str(form.get("toml", ""))
-                try:
-                    if len(text) > MAX_TOML_CHARS:
-                        raise pg.ProgrammeError(f"the programme file is longer than {MAX_TOML_CHARS // 1024} KB")
-                    programme = pg.from_toml(text)
-                except pg.ProgrammeError as e:
-                    return editor(request, c, t, csrf, p, label, 400, toml=text,
-                                  import_message=sentence(f"not imported: {e}"))
-                stored, why = save(c, label, programme, None)
-                if stored is None:
-                    return editor(request, c, t, csrf, p, label, 409, toml=text, import_message=why)
-                return saved_redirect(p, stored.version)
-        return await asyncio.to_thread(work)
+        def handle(form, c, t, csrf, p, label):
+            text = str(form.get("toml", ""))
+            try:
+                if len(text) > MAX_TOML_CHARS:
+                    raise pg.ProgrammeError(f"the programme file is longer than {MAX_TOML_CHARS // 1024} KB")
+                programme = pg.from_toml(text)
+            except pg.ProgrammeError as e:
+                return editor(request, c, t, csrf, p, label, 400, toml=text,
+                              import_message=sentence(f"not imported: {e}"))
+            stored, why = save(c, label, programme, None)
+            if stored is None:
+                return editor(request, c, t, csrf, p, label, 409, toml=text, import_message=why)
+            return saved_redirect(p, stored.version)
+        return await patient_form(request, pid, 4, handle)
 
     @r.get("/patients/{pid}/programme.toml")
     def download(request: Request, pid: str, version: str = ""):
