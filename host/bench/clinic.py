@@ -39,6 +39,8 @@ def add_arguments(p) -> None:
     p.add_argument("--watchers", type=integer(0, 50, what="0 to 50 watchers"), default=5,
                    help="WebSocket clients watching (default 5)")
     p.add_argument("--duration-s", type=positive, default=30.0, help="seconds each station streams (default 30)")
+    p.add_argument("--postgres", action="store_true",
+                   help="record into a private PostgreSQL server (host/bench/pgserver.py) instead of SQLite")
     p.add_argument("--write-docs", metavar="FILE", help="write the results into this Markdown file")
 
 
@@ -100,13 +102,14 @@ async def _watch(base: str, cookie: str, block_id: int, stop: asyncio.Event, out
             await ws.send(json.dumps({"ack": m["seq"]}))
 
 
-def one_run(n: int, watchers: int, duration_s: float) -> dict:
+def one_run(n: int, watchers: int, duration_s: float, pg_server=None) -> dict:
+    """One station count; into a new database on `pg_server` (host.bench.pgserver) when given."""
     import httpx
     from host import store
     from host.server import auth
     from host.commands.clinic import transaction
     tmp = Path(tempfile.mkdtemp(prefix="hiplevel-bench-clinic-"))
-    db = tmp / "sessions.sqlite"
+    db = pg_server.new_database() if pg_server is not None else tmp / "sessions.sqlite"
     password = "bench-password-1"
     conn = store.connect(db, create=True)
     with transaction(conn):
@@ -189,10 +192,19 @@ def run(args) -> int:
     if not counts or any(not 1 <= c <= 50 for c in counts):
         raise UserError("--stations wants counts from 1 to 50")
     load0 = os.getloadavg()[0]
-    rows = []
-    for n in counts:
-        r = one_run(n, args.watchers, args.duration_s)
-        rows.append(r)
+    pg_server = None
+    if args.postgres:
+        from host.bench.pgserver import PgServer, bin_dir
+        if bin_dir() is None:
+            raise UserError("--postgres needs PostgreSQL's server binaries (apt-get install postgresql)")
+        pg_server = PgServer().start()
+    try:
+        rows = [one_run(n, args.watchers, args.duration_s, pg_server) for n in counts]
+    finally:
+        if pg_server is not None:
+            pg_server.close()
+    for r in rows:
+        n = r["stations"]
         print(f"{n} stations: {r['sent']} frames sent, {r['stored']} stored, dashboard CPU {r['cpu_pct']:.0f} %, "
               f"delay newest p50/p95 {_pct(r['newest'], 50)}/{_pct(r['newest'], 95)} ms, "
               f"oldest {_pct(r['oldest'], 50)}/{_pct(r['oldest'], 95)} ms", flush=True)
@@ -211,7 +223,7 @@ def run(args) -> int:
         cmd = "hiplevel bench clinic " + " ".join(sys.argv[3:])
         replace_section(args.write_docs, HEADING, (
             f"Command: `{cmd.strip()}`  \nMachine: {os.cpu_count()} cores shared with other work (load average "
-            f"{load0:.2f} at the start). Per run: a fresh SQLite database, `hiplevel serve` as its own process on "
+            f"{load0:.2f} at the start). Per run: a fresh {'PostgreSQL' if args.postgres else 'SQLite'} database, `hiplevel serve` as its own process on "
             f"loopback, each station a real `StreamRunner` + `Recorder` (threads of the benchmark's process) fed a "
             f"simulated sensor at {RATE_HZ} Hz on its real-time schedule for {args.duration_s:g} s, and "
             f"{args.watchers} WebSocket clients signed in through the form, each watching one station.\n\n{text}\n\n"

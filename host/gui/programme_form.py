@@ -23,17 +23,6 @@ COLUMNS = [f.name for f in fields(pg.Item)]
 CHOICES = {"exercise": list(EXERCISES), "stance": ["left", "right", "both"], "feedback": list(pg.FEEDBACK_MODES)}
 
 
-def _parse(text: str):
-    """A cell's text as the value a TOML file would hold (numbers as numbers, the rest as text)."""
-    t = text.strip()
-    for kind in (int, float):
-        try:
-            return kind(t)
-        except ValueError:
-            pass
-    return t
-
-
 class ProgrammeForm(QtWidgets.QDialog):
     def __init__(self, db_path, patient: str, parent=None):
         super().__init__(parent)
@@ -113,7 +102,7 @@ class ProgrammeForm(QtWidgets.QDialog):
             d = {}
             for c, key in enumerate(COLUMNS):
                 w = self.table.cellWidget(r, c)
-                d[key] = w.currentText() if w is not None else _parse(self.table.item(r, c).text())
+                d[key] = w.currentText() if w is not None else pg.value_of_text(self.table.item(r, c).text())
                 if key == "notes":
                     d[key] = str(d[key])  # notes are text even when they look like a number
             items.append(d)

@@ -9,7 +9,8 @@ Every route but the sign-in page and its style sheet needs a signed-in therapist
 and everything a therapist can reach by id is looked up within their own clinic: another clinic's
 patient, session or block is "not found", exactly like one that does not exist. Ids in paths are
 checked as plain positive numbers before any query; every POST carries a CSRF token; request
-bodies are capped (MAX_BODY_BYTES); WebSockets must come from the dashboard's own origin.
+bodies are capped (MAX_BODY_BYTES; the programme editor's higher, host.server.programmes, which has
+the dashboard's writes); WebSockets must come from the dashboard's own origin.
 """
 from __future__ import annotations
 
@@ -28,14 +29,14 @@ from host import __version__
 from host import store
 from host.report import html as report_html
 from host.report.text import fmt_duration
-from host.server import auth
+from host.server import auth, programmes
 from host.server.live import PLOT_HZ, LiveHubs
 from host.session import programme
 
 HERE = Path(__file__).resolve().parent
-STATIC = {"style.css": "text/css", "live.js": "text/javascript"}
+STATIC = {"style.css": "text/css", "live.js": "text/javascript", "programme.js": "text/javascript"}
 PUBLIC_STATIC = {"style.css"}         # the sign-in page needs it
-MAX_BODY_BYTES = 16 * 1024            # the only forms are sign-in and sign-out
+MAX_BODY_BYTES = 16 * 1024            # sign-in, sign-out, adding a patient (the editor: programmes.py)
 MAX_ID = 2 ** 53
 # the reports' own style, less its page layout (the dashboard has its own header and width)
 REPORT_CSS = re.sub(r"\bbody\{[^}]*\}", "", report_html.CSS)
@@ -99,7 +100,8 @@ def create_app(db, *, secure_cookies: bool = False, limiter: auth.SignInLimiter 
         if request.method not in ("GET", "HEAD", "POST"):
             return _plain(405, "That method is not used here.")
         length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+        cap = programmes.MAX_BODY_BYTES if programmes.EDITOR_POST.fullmatch(request.url.path) else MAX_BODY_BYTES
+        if length is not None and (not length.isdigit() or int(length) > cap):
             return _plain(413, "The request is too large.")
         if request.method == "POST" and length is None:
             return _plain(411, "A form needs its length.")
@@ -198,7 +200,7 @@ def create_app(db, *, secure_cookies: bool = False, limiter: auth.SignInLimiter 
             sessions = store.list_sessions(c, label)
             body = report_html.patient_body(label, store.progress(c, label), programme.adherence(c, label))
             return render(request, "patient.html", me=t, csrf=csrf, label=label, sessions=sessions[::-1],
-                          report=body, css=REPORT_CSS)
+                          report=body, css=REPORT_CSS, pid=parse_id(pid), programme=programmes.current(c, label))
 
     @app.get("/sessions/{sid}")
     def session(request: Request, sid: str):
@@ -224,6 +226,8 @@ def create_app(db, *, secure_cookies: bool = False, limiter: auth.SignInLimiter 
             b = found(store.block_of_clinic(c, parse_id(bid), t.clinic_id))
             s = store.get_session(c, b.session_id)
             return render(request, "live.html", me=t, csrf=csrf, block=b, session=s)
+
+    app.include_router(programmes.router(signed_in_db, render))
 
     @app.get("/static/{name}")
     def static(request: Request, name: str):

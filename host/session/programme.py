@@ -204,6 +204,20 @@ def _coerce(where: str, key: str, value, default):
     return float(value)
 
 
+def value_of_text(text: str):
+    """A form field's text as the value a TOML file would hold: a whole number, a decimal number, or
+    else the text itself (which item_from_dict then refuses where a number belongs). The history
+    window's form and the dashboard's editor read their fields with it."""
+    t = text.strip()
+    if t.isascii():  # int() and float() also take other scripts' digits; a TOML file does not
+        for kind in (int, float):
+            try:
+                return kind(t)
+            except ValueError:
+                pass
+    return t
+
+
 def item_from_dict(d: dict, where: str) -> Item:
     if not isinstance(d, dict):
         raise ProgrammeError(f"{where} must be a table of keys")

@@ -18,7 +18,9 @@ from tests.server.conftest import WS_ORIGIN, TestClient, csrf_of, sign_in
 from tests.support.clinic import PASSWORDS
 from tests.support.simproc import ROOT, hiplevel
 
-PAGES = ["/", "/patients/{p1}", "/sessions/{s1}", "/live", "/live/{b1}", "/api/live", "/static/live.js"]
+PAGES = ["/", "/patients/{p1}", "/sessions/{s1}", "/live", "/live/{b1}", "/api/live", "/static/live.js",
+         "/static/programme.js", "/patients/{p1}/programme", "/patients/{p1}/programme.toml"]
+FORMS = ["/signout", "/patients", "/patients/{p1}/programme", "/patients/{p1}/programme/import"]  # POST
 BAD = ["1 OR 1=1", "1; DROP TABLE patients", "1' OR '1'='1", "../../etc/passwd", "..%2F..%2Fetc%2Fpasswd",
        "%2e%2e%2f%2e%2e%2fetc%2fpasswd", "1%00", "-1", "0", "99999999999999999999999", "１", "1e3", " 1",
        "<script>alert(1)</script>", "%27%3B--"]
@@ -63,9 +65,13 @@ def test_forged_and_expired_session_cookies_are_refused(client, clinic_db):
     assert client.get("/", follow_redirects=False).status_code == 303
 
 
-def test_signout_without_a_session_and_websocket_without_a_session_are_refused(client, clinic_db):
-    r = client.post("/signout", data={"csrf": "x"}, follow_redirects=False)
-    assert r.status_code == 303 and r.headers["location"] == "/signin"
+def test_every_form_and_websocket_without_a_session_are_refused(client, clinic_db):
+    before = table_counts(clinic_db[0])
+    for path in FORMS:
+        r = client.post(path.format(**clinic_db[1]), data={"csrf": "x", **({} if path == "/signout" else {"label": "P-NOBODY"})},
+                        follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/signin", path
+    assert table_counts(clinic_db[0]) == before
     with pytest.raises(WebSocketDisconnect):
         with client.websocket_connect(f"/ws/live/{clinic_db[1]['b1']}", headers=WS_ORIGIN) as ws:
             ws.receive_json()
@@ -211,7 +217,8 @@ def test_real_server_refuses_every_route_without_a_session(served, clinic_db):
     for path in PAGES:
         r = httpx.get(served + path.format(**ids), follow_redirects=False)
         assert r.status_code in (303, 401) and "P-001" not in r.text, path
-    assert httpx.post(served + "/signout", data={"csrf": "x"}).status_code == 303
+    for path in FORMS:
+        assert httpx.post(served + path.format(**ids), data={"csrf": "x", "label": "P-NOBODY"}).status_code == 303, path
 
     async def ws_refused():
         with pytest.raises(InvalidStatus) as e:
