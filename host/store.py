@@ -794,22 +794,22 @@ def assign_patient(conn, label: str, clinic: str) -> None:
     conn.execute("UPDATE patients SET clinic_id = ? WHERE id = ?", (cid, patient_id(conn, label)))
 
 
-def add_clinic_patient(conn, label: str, clinic_id_: int) -> tuple[int, bool]:
-    """A new patient label for the clinic (the dashboard's "add a patient"): (patient id, True) when
-    made now, (id, False) when it already is one of the clinic's. A label that exists anywhere else
+def add_clinic_patient(conn, label: str, clinic_id_: int) -> int:
+    """A new patient label for the clinic (the dashboard's "add a patient"): its patient id, made now
+    or already one of the clinic's. A label that exists anywhere else
     (another clinic's, or recorded by a station and assigned to none, whose sessions may be another
     clinic's) raises StoreError, with the same words in both cases so they say nothing about it;
     only `hiplevel clinic assign-patient` moves an existing label. One INSERT decides, so two
     therapists adding one label at once cannot both get it."""
     label = check_patient_label(label)
-    added = conn.execute("INSERT INTO patients (label, created_utc, clinic_id) VALUES (?, ?, ?) "
-                         "ON CONFLICT (label) DO NOTHING", (label, utc_now(), clinic_id_)).rowcount == 1
+    conn.execute("INSERT INTO patients (label, created_utc, clinic_id) VALUES (?, ?, ?) "
+                 "ON CONFLICT (label) DO NOTHING", (label, utc_now(), clinic_id_))
     pid, owner = conn.execute("SELECT id, clinic_id FROM patients WHERE label = ?", (label,)).fetchone()
     if owner != clinic_id_:
         raise StoreError(f"the label {label} is already in use, so it cannot be added; choose another "
                          "label (an administrator can move an existing one with `hiplevel clinic "
                          "assign-patient`)")
-    return pid, added
+    return pid
 
 
 def clinic_patients(conn, clinic_id_: int) -> list[dict]:

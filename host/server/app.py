@@ -181,7 +181,7 @@ def create_app(db, *, secure_cookies: bool = False, limiter: auth.SignInLimiter 
             finally:
                 c.close()
         if not await asyncio.to_thread(end):
-            return _plain(403, "Refused: the form's token does not match your session.")
+            return csrf_refused()
         response = RedirectResponse("/signin", status_code=303)
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
@@ -196,11 +196,12 @@ def create_app(db, *, secure_cookies: bool = False, limiter: auth.SignInLimiter 
     @app.get("/patients/{pid}")
     def patient(request: Request, pid: str):
         with signed_in_db(request) as (c, t, csrf):
-            label = found(store.patient_of_clinic(c, parse_id(pid), t.clinic_id))
+            p = parse_id(pid)
+            label = found(store.patient_of_clinic(c, p, t.clinic_id))
             sessions = store.list_sessions(c, label)
             body = report_html.patient_body(label, store.progress(c, label), programme.adherence(c, label))
             return render(request, "patient.html", me=t, csrf=csrf, label=label, sessions=sessions[::-1],
-                          report=body, css=REPORT_CSS, pid=parse_id(pid), programme=programmes.current(c, label))
+                          report=body, css=REPORT_CSS, pid=p, programme=programmes.current(c, label))
 
     @app.get("/sessions/{sid}")
     def session(request: Request, sid: str):
@@ -292,6 +293,11 @@ def found(x):
     if x is None:
         raise HTTPException(404)
     return x
+
+
+def csrf_refused() -> HTMLResponse:
+    """The answer to a form whose CSRF token is not the session's (every signed-in POST)."""
+    return _plain(403, "Refused: the form's token does not match your session.")
 
 
 def _plain(status: int, words: str) -> HTMLResponse:

@@ -129,12 +129,9 @@ def current(conn, label: str) -> dict:
 
 def router(signed_in_db, render) -> APIRouter:
     """The routes, on app.py's signed-in connection helper and template renderer."""
-    from host.server.app import found, parse_id, _plain  # app.py includes this router: import late
+    from host.server.app import csrf_refused, found, parse_id, _plain  # app.py includes this router: import late
 
     r = APIRouter()
-
-    def refused():
-        return _plain(403, "Refused: the form's token does not match your session.")
 
     def editor(request, c, t, csrf, pid: int, label: str, status=200, **ctx):
         cur = current(c, label)
@@ -186,7 +183,7 @@ def router(signed_in_db, render) -> APIRouter:
         def work():
             with signed_in_db(request) as (c, t, csrf):
                 if not auth.same_token(csrf, form.get("csrf")):
-                    return refused()
+                    return csrf_refused()
                 p = parse_id(pid)
                 return handle(form, c, t, csrf, p, found(store.patient_of_clinic(c, p, t.clinic_id)))
         return await asyncio.to_thread(work)
@@ -249,10 +246,10 @@ def router(signed_in_db, render) -> APIRouter:
         def work():
             with signed_in_db(request) as (c, t, csrf):
                 if not auth.same_token(csrf, form.get("csrf")):
-                    return refused()
+                    return csrf_refused()
                 typed = str(form.get("label", ""))
                 try:
-                    pid, _added = store.add_clinic_patient(c, typed, t.clinic_id)
+                    pid = store.add_clinic_patient(c, typed, t.clinic_id)
                 except (ValueError, store.StoreError) as e:
                     return render(request, "patients.html", 400, me=t, csrf=csrf,
                                   patients=store.clinic_patients(c, t.clinic_id), live=store.open_blocks(c, t.clinic_id),
