@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from host.commands.argtypes import integer
 from host.processing.exercise import THRESHOLD_DEFAULT_DEG
 
 THRESHOLD_DEG = THRESHOLD_DEFAULT_DEG
@@ -175,11 +176,18 @@ def grid(quick: bool, labels=None):
             k += 1
 
 
+def _run_one(scenario: dict) -> Result:
+    return run_scenario(**scenario)   # a module-level function: the process pool pickles it by name
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="a smaller grid (for tests)")
     p.add_argument("--exercise", action="append", choices=list(CASE_BY_LABEL), metavar="NAME",
                    help="only this exercise (repeatable; hip swings as e.g. 'hip-swings (side)')")
     p.add_argument("--json", action="store_true", help="print the per-scenario results as JSON")
+    p.add_argument("--jobs", type=integer(1, 64), default=1, metavar="N",
+                   help="run the sets in N processes (default 1; each set is independent and seeded, "
+                        "so the results do not depend on N)")
     p.add_argument("--write-docs", metavar="PATH", help="write the table into this Markdown file "
                                                         "(replaces its '## Rep detection' section)")
 
@@ -206,7 +214,13 @@ def table(results: list[Result]) -> str:
 
 def run(args) -> int:
     from host.bench.docs import replace_section
-    results = [run_scenario(**s) for s in grid(args.quick, args.exercise)]
+    scenarios = list(grid(args.quick, args.exercise))
+    if args.jobs > 1:
+        from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(args.jobs) as pool:
+            results = list(pool.map(_run_one, scenarios, chunksize=4))
+    else:
+        results = [_run_one(s) for s in scenarios]
     if args.json:
         print(json.dumps([r.__dict__ for r in results], indent=1))
     else:

@@ -189,8 +189,9 @@ class LateralStepDown(Mode):
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        self.acc_mean = LeakyIntegral(self.BIAS_TAU_S)   # tracks a slow offset (accelerometer bias,
-        self.velocity = LeakyIntegral(self.TAU_S)        # a little gravity from tilt error)
+        self.acc_mean = 0.0    # the slow offset (accelerometer bias, a little gravity from tilt error)
+        self._mean_since = None
+        self.velocity = LeakyIntegral(self.TAU_S)
         self.height = LeakyIntegral(self.TAU_S)
         self._trough = 0.0
         self._t = None
@@ -201,14 +202,20 @@ class LateralStepDown(Mode):
 
     def update(self, ex, t_s, drop, fwd, motion):
         a = motion.vertical_acc_g * 9.80665
-        # y' = a - y/tau settles at a*tau: dividing by tau gives the slow mean to take off
-        if self.acc_mean._t is None:   # start from the first reading, not from zero
-            self.acc_mean.y = a * self.BIAS_TAU_S
-        a -= self.acc_mean.update(t_s, a) / self.BIAS_TAU_S
-        v = self.velocity.update(t_s, a)
-        depth = -self.height.update(t_s, v)
         dt = 0.0 if self._t is None else min(0.05, max(0.0, t_s - self._t))
         self._t = t_s
+        # The offset is an exponential mean over BIAS_TAU_S, but a plain mean of everything seen
+        # until that much has been seen: started from the first reading alone, that reading's noise
+        # (0.01-0.03 g) stayed in the offset for seconds and, double integrated, swung the depth
+        # by 10-30 cm, so the first slow step of a noisy sensor went uncounted.
+        if self._mean_since is None:
+            self._mean_since, self.acc_mean = t_s, a
+        elif dt > 0.0:
+            window_s = max(dt, min(self.BIAS_TAU_S, t_s - self._mean_since))
+            self.acc_mean += (a - self.acc_mean) * dt / window_s
+        a -= self.acc_mean
+        v = self.velocity.update(t_s, a)
+        depth = -self.height.update(t_s, v)
         return self._follow(ex, t_s, drop, self._step(t_s, depth, dt), depth - self._start_trough, "depth_m", 3)
 
     def _step(self, t_s: float, depth: float, dt: float) -> str | None:

@@ -40,7 +40,13 @@ def test_scoring_catches_a_pelvic_tilt_target_set_wrong():
 @pytest.mark.parametrize("tempo_s,loss,stance,yaw_deg,tilt_deg,seed", [
     (1.5, 0.0, "right", 45.0, 10.0, 10),    # counted 4 of 8 with 2 missed cues before issue 10
     (1.5, 0.05, "right", -80.0, 20.0, 23),  # 4 of 8, 2 missed cues, 1 false cue
-    (2.5, 0.0, "left", 0.0, 0.0, 27)])      # 6 of 8, 1 missed cue
+    (2.5, 0.0, "left", 0.0, 0.0, 27),       # 6 of 8, 1 missed cue
+    # 7 of 8 before the offset was a mean of the readings so far (not the first reading alone):
+    # the first slow step was lost
+    (3.5, 0.0, "left", -80.0, 20.0, 53),
+    (5.0, 0.0, "left", 0.0, 0.0, 75),
+    (5.0, 0.0, "right", 45.0, 10.0, 82),
+    (5.0, 0.05, "left", -80.0, 20.0, 89)])
 def test_lateral_step_down_under_triple_sensor_noise(tempo_s, loss, stance, yaw_deg, tilt_deg, seed):
     """The depth from a leaky double integral wanders by centimetres under noise x3: each step is
     counted from its own start (LateralStepDown's trough), not from a zero the filter cannot hold."""
@@ -48,3 +54,14 @@ def test_lateral_step_down_under_triple_sensor_noise(tempo_s, loss, stance, yaw_
                      yaw_deg=yaw_deg, tilt_deg=tilt_deg, seed=seed)
     assert r.counted == r.true_reps and r.extra == 0
     assert r.false_cues == 0 and r.missed_cues == 0
+
+
+def test_jobs_give_the_same_table_as_one_process(capsys):
+    """--jobs only spreads the seeded, independent sets over processes: the table is the same."""
+    from host.cli import main
+    tables = []
+    for jobs in ("1", "2"):
+        assert main(["bench", "reps", "--quick", "--exercise", "hip-dip", "--jobs", jobs]) == 0
+        tables.append(capsys.readouterr().out)
+    assert "| hip-dip | 0% |" in tables[0]
+    assert tables[0] == tables[1]
