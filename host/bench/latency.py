@@ -52,6 +52,8 @@ from host.errors import UserError
 from host.processing.exercise import THRESHOLD_DEFAULT_DEG
 
 SECTION_HEADING = "Cue latency"
+# a run with --speech gets its own section, so the two stand side by side for comparison
+SPEECH_SECTION_HEADING = "Cue latency while spoken prompts play"
 RATE_HZ = 200
 SAMPLES_PER_FRAME = 4
 MAX_LATENCY_S = 0.5           # a burst later than this after the arrival is not this cue's tone
@@ -124,7 +126,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "voice cancels and the cue (panned toward the low side) remains")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
     p.add_argument("--write-docs", type=Path, metavar="PATH",
-                   help=f"also write the results into the '## {SECTION_HEADING}' section of PATH (other "
+                   help=f"also write the results into the '## {SECTION_HEADING}' section of PATH "
+                        f"('## {SPEECH_SECTION_HEADING}' with --speech; other "
                         "sections are kept; the file is created if missing)")
 
 
@@ -562,7 +565,8 @@ def run(args) -> int:
     res = measure(args)
     if args.write_docs:
         try:
-            replace_section(str(args.write_docs), SECTION_HEADING, generated_section(args, res))
+            heading = SPEECH_SECTION_HEADING if getattr(args, "speech", False) else SECTION_HEADING
+            replace_section(str(args.write_docs), heading, generated_section(args, res))
         except OSError as e:
             raise UserError(f"cannot write {args.write_docs}: {e.strerror}") from None
     if args.json:

@@ -180,3 +180,23 @@ def test_json_settings_and_docs_section(bench):
         lat = row["latency_ms"]
         assert (f"| {row['cue']} (`{row['exercise']}`) | {CUES} | {lat['p50']:.1f} | "
                 f"{lat['p95']:.1f} | {lat['max']:.1f} |") in section
+
+
+def test_speech_run_finds_every_cue_under_the_voice_and_writes_its_own_section(tmp_path):
+    """--speech: spoken prompts play through the cue player's stream the whole time; every cue is
+    still found (in left minus right, where the centred voice cancels), many of them start while a
+    phrase plays, and the result goes into its own docs section beside the plain one."""
+    docs = tmp_path / "performance.md"
+    docs.write_text(OTHER_SECTIONS)
+    r = hiplevel("bench", "latency", "--exercise", "keep-level", "--cues", str(CUES), "--rep-s", "0.8",
+                 "--speech", "--json", "--write-docs", str(docs))
+    assert r.returncode == 0, r.stdout + r.stderr
+    (row,) = json.loads(r.stdout)["rows"]
+    assert row["onsets_found"] == CUES and row["cues_without_onset"] == 0 and row["bursts_without_cue"] == 0
+    assert row["phrases_spoken"] >= 2
+    assert 0.3 <= row["speech_overlap"] <= 1.0   # the voice was really playing when cues started
+    text = docs.read_text()
+    assert "## Cue latency while spoken prompts play\n" in text
+    assert "an old result that must go" in text   # the plain run's section is not this run's
+    section = text.split("## Cue latency while spoken prompts play", 1)[1].split("\n## ", 1)[0]
+    assert "--speech" in section and "% of the cues started while a phrase was playing" in section
