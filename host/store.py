@@ -175,6 +175,12 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (run_id, item)
     );
     """,
+    # 4 -> 5: when a block's frames last reached the database (UTC, the recording machine's clock),
+    # so the dashboard can tell a block still being recorded from one whose station was killed
+    # or lost power before it could write the block's end
+    """
+    ALTER TABLE blocks ADD COLUMN last_data_utc TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 DB_ERRORS = (sqlite3.Error, PgError)  # what a statement on either backend raises
@@ -833,14 +839,25 @@ def session_of_clinic(conn, session_id: int, clinic_id_: int) -> SessionInfo | N
     return get_session(conn, session_id) if r else None
 
 
-def open_blocks(conn, clinic_id_: int) -> list[dict]:
-    """Blocks of the clinic's patients still being recorded (no `end` event, session not closed),
-    newest first. A station killed mid-block leaves one open too: the live view says when no new
-    data came."""
+SILENT_AFTER_S = 60.0  # an open block with no frames for this long: its station stopped without an end
+
+
+def open_blocks(conn, clinic_id_: int, now_utc: str | None = None) -> list[dict]:
+    """Blocks of the clinic's patients with no `end` event in a session not closed, newest first.
+    A station killed mid-block (SIGKILL, power, a crash) leaves one open for ever: `silent` says
+    its frames stopped SILENT_AFTER_S or more before `now_utc` (`last_data_utc`: the last commit of
+    frames, or the block's start before any), so it is not shown as being recorded now. Both times
+    are wall clocks of different machines: a station's clock a minute off blurs the limit."""
+    now = datetime.fromisoformat((now_utc or utc_now()).replace("Z", "+00:00"))
+
+    def silent(last_utc: str) -> bool:
+        return (now - datetime.fromisoformat(last_utc.replace("Z", "+00:00"))).total_seconds() >= SILENT_AFTER_S
+
     return [{"block_id": r[0], "session_id": r[1], "number": r[2], "exercise": r[3], "started_utc": r[4],
-             "patient": r[5], "frames": r[6], "source": r[7]} for r in conn.execute(
-        "SELECT b.id, b.session_id, b.number, b.exercise, b.started_utc, p.label, b.frame_count, s.source "
-        "FROM blocks b JOIN sessions s ON s.id = b.session_id JOIN patients p ON p.id = s.patient_id "
+             "patient": r[5], "frames": r[6], "source": r[7], "last_data_utc": r[8], "silent": silent(r[8])}
+            for r in conn.execute(
+        "SELECT b.id, b.session_id, b.number, b.exercise, b.started_utc, p.label, b.frame_count, s.source, "
+        "coalesce(b.last_data_utc, b.started_utc) FROM blocks b JOIN sessions s ON s.id = b.session_id JOIN patients p ON p.id = s.patient_id "
         "WHERE p.clinic_id = ? AND b.end_json IS NULL AND s.ended_utc IS NULL ORDER BY b.started_utc DESC, b.id DESC",
         (clinic_id_,))]
 

@@ -485,8 +485,8 @@ class Recorder:
         if not rows:
             return
         conn.executemany("INSERT INTO frames (block_id, n, t_host_s, data, late) VALUES (?, ?, ?, ?, ?)", rows)
-        conn.execute("UPDATE blocks SET frame_count = ?, t_host_first_s = ?, t_host_last_s = ? WHERE id = ?",
-                     (state.n, state.first_t, state.last_t, state.block_id))
+        conn.execute("UPDATE blocks SET frame_count = ?, t_host_first_s = ?, t_host_last_s = ?, last_data_utc = ? "
+                     "WHERE id = ?", (state.n, state.first_t, state.last_t, store.utc_now(), state.block_id))
         self.frames_committed += len(rows)
         state.frames += len(rows)
 
