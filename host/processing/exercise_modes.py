@@ -189,7 +189,7 @@ class LateralStepDown(Mode):
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        self.acc_mean = 0.0    # the slow offset (accelerometer bias, a little gravity from tilt error)
+        self.acc_offset_m_s2 = 0.0    # the slow offset (accelerometer bias, a little gravity from tilt error)
         self._mean_since = None
         self.velocity = LeakyIntegral(self.TAU_S)
         self.height = LeakyIntegral(self.TAU_S)
@@ -209,11 +209,11 @@ class LateralStepDown(Mode):
         # (0.01-0.03 g) stayed in the offset for seconds and, double integrated, swung the depth
         # by 10-30 cm, so the first slow step of a noisy sensor went uncounted.
         if self._mean_since is None:
-            self._mean_since, self.acc_mean = t_s, a
+            self._mean_since, self.acc_offset_m_s2 = t_s, a
         elif dt > 0.0:
             window_s = max(dt, min(self.BIAS_TAU_S, t_s - self._mean_since))
-            self.acc_mean += (a - self.acc_mean) * dt / window_s
-        a -= self.acc_mean
+            self.acc_offset_m_s2 += (a - self.acc_offset_m_s2) * dt / window_s
+        a -= self.acc_offset_m_s2
         v = self.velocity.update(t_s, a)
         depth = -self.height.update(t_s, v)
         return self._follow(ex, t_s, drop, self._step(t_s, depth, dt), depth - self._start_trough, "depth_m", 3)
