@@ -29,6 +29,8 @@ COMMANDS = {
     "programme": ("host.commands.programme", "a patient's programme: show, edit, import, export"),
     "today": ("host.commands.today", "run the next session of the patient's programme"),
     "serve": ("host.commands.serve", "the therapists' web dashboard (patients, sessions, live view)"),
+    "pair": ("host.commands.pair", "pair this home installation with the clinic (a code from its dashboard)"),
+    "upload": ("host.commands.upload", "upload finished sessions to the clinic this installation is paired with"),
     "clinic": ("host.commands.clinic", "clinics, therapist accounts and their patients, for the dashboard"),
 }
 

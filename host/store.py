@@ -181,6 +181,50 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE blocks ADD COLUMN last_data_utc TEXT;
     """,
+    # 5 -> 6: home installations paired with the clinic (host/server/devices.py): one-time pairing
+    # codes and device tokens are kept only as SHA-256; a finished session is uploaded in chunks,
+    # each checked, and inserted whole at the end. sessions.upload_uuid is the session's identity
+    # across machines (an upload or a live home session arrives once, however often it is sent);
+    # uploaded_utc, on the home machine, says when the clinic confirmed it.
+    """
+    CREATE TABLE pair_codes (
+        code_sha256  TEXT PRIMARY KEY,
+        patient_id   INTEGER NOT NULL REFERENCES patients(id) ON DELETE CASCADE,
+        therapist_id INTEGER NOT NULL REFERENCES therapists(id) ON DELETE CASCADE,
+        expires_s    REAL NOT NULL,            -- epoch seconds
+        used_s       REAL                      -- NULL: not used yet (a code pairs one device)
+    );
+    CREATE TABLE devices (
+        id            INTEGER PRIMARY KEY,
+        patient_id    INTEGER NOT NULL REFERENCES patients(id) ON DELETE CASCADE,
+        name          TEXT NOT NULL,
+        token_sha256  TEXT NOT NULL UNIQUE,    -- the bearer token's digest, never the token
+        paired_utc    TEXT NOT NULL,
+        last_seen_utc TEXT,
+        revoked_utc   TEXT                     -- not NULL: the token is refused
+    );
+    CREATE TABLE uploads (
+        id          INTEGER PRIMARY KEY,
+        device_id   INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+        uuid        TEXT NOT NULL,             -- the session's upload_uuid
+        total_bytes INTEGER NOT NULL,
+        sha256      TEXT NOT NULL,             -- of the whole payload
+        chunk_bytes INTEGER NOT NULL,
+        chunks_json TEXT NOT NULL,             -- each chunk's SHA-256, in order
+        started_utc TEXT NOT NULL,
+        session_id  INTEGER REFERENCES sessions(id) ON DELETE SET NULL,  -- set when inserted
+        UNIQUE (device_id, uuid)
+    );
+    CREATE TABLE upload_chunks (
+        upload_id INTEGER NOT NULL REFERENCES uploads(id) ON DELETE CASCADE,
+        idx       INTEGER NOT NULL,
+        data      BLOB NOT NULL,
+        PRIMARY KEY (upload_id, idx)
+    ) WITHOUT ROWID;
+    ALTER TABLE sessions ADD COLUMN upload_uuid TEXT;
+    ALTER TABLE sessions ADD COLUMN uploaded_utc TEXT;
+    CREATE UNIQUE INDEX sessions_upload_uuid ON sessions(upload_uuid);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 DB_ERRORS = (sqlite3.Error, PgError)  # what a statement on either backend raises
@@ -939,3 +983,67 @@ def progress(conn, patient: str) -> list[dict]:
                 row["cued_reps"] += r[2] or 0
             out.append(row)
     return out
+
+
+# ---- home installations paired with the clinic (host/server/devices.py) ----
+
+@dataclass
+class Device:
+    id: int
+    patient_id: int
+    patient: str
+    clinic_id: int | None
+    name: str
+
+
+def add_pair_code(conn, code_sha256: str, patient_id_: int, therapist_id: int, expires_s: float) -> None:
+    conn.execute("DELETE FROM pair_codes WHERE expires_s < ?", (expires_s - 86400.0,))  # old ones, anyone's
+    conn.execute("INSERT INTO pair_codes (code_sha256, patient_id, therapist_id, expires_s) VALUES (?, ?, ?, ?)",
+                 (code_sha256, patient_id_, therapist_id, expires_s))
+
+
+def use_pair_code(conn, code_sha256: str, now_s: float) -> int | None:
+    """The patient id of a valid, unused code, marked used in the same statement (so two devices
+    racing with one code cannot both pair); None for an unknown, used or expired code."""
+    r = conn.execute("UPDATE pair_codes SET used_s = ? WHERE code_sha256 = ? AND used_s IS NULL AND expires_s >= ? "
+                     "RETURNING patient_id", (now_s, code_sha256, now_s)).fetchone()
+    return r[0] if r else None
+
+
+def add_device(conn, patient_id_: int, name: str, token_sha256: str) -> int:
+    return conn.execute("INSERT INTO devices (patient_id, name, token_sha256, paired_utc) VALUES (?, ?, ?, ?)",
+                        (patient_id_, name, token_sha256, utc_now())).lastrowid
+
+
+DEVICE_TOUCH_S = 60.0  # like a web session: last_seen is written at most this often
+
+
+def device_of_token(conn, token_sha256: str) -> Device | None:
+    """The paired, not revoked device holding this token, else None."""
+    r = conn.execute("SELECT d.id, d.patient_id, p.label, p.clinic_id, d.name, d.last_seen_utc FROM devices d "
+                     "JOIN patients p ON p.id = d.patient_id WHERE d.token_sha256 = ? AND d.revoked_utc IS NULL",
+                     (token_sha256,)).fetchone()
+    if r is None:
+        return None
+    now = utc_now()
+    if r[5] is None or (datetime.fromisoformat(now.replace("Z", "+00:00"))
+                        - datetime.fromisoformat(r[5].replace("Z", "+00:00"))).total_seconds() > DEVICE_TOUCH_S:
+        conn.execute("UPDATE devices SET last_seen_utc = ? WHERE id = ?", (now, r[0]))
+    return Device(r[0], r[1], r[2], r[3], r[4])
+
+
+def patient_devices(conn, patient_id_: int) -> list[dict]:
+    return [dict(r) for r in conn.execute(
+        "SELECT id, name, paired_utc, last_seen_utc, revoked_utc FROM devices WHERE patient_id = ? ORDER BY id",
+        (patient_id_,))]
+
+
+def revoke_device(conn, device_id: int, patient_id_: int) -> bool:
+    return conn.execute("UPDATE devices SET revoked_utc = ? WHERE id = ? AND patient_id = ? AND revoked_utc IS NULL",
+                        (utc_now(), device_id, patient_id_)).rowcount == 1
+
+
+def session_by_upload_uuid(conn, uuid_: str) -> tuple[int, int, str | None] | None:
+    """(session id, patient id, ended_utc) of the session that arrived with this uuid, else None."""
+    r = conn.execute("SELECT id, patient_id, ended_utc FROM sessions WHERE upload_uuid = ?", (uuid_,)).fetchone()
+    return (r[0], r[1], r[2]) if r else None

@@ -5,7 +5,8 @@ In: HTTP requests and WebSocket connections from therapists' browsers; the sessi
 rendered from templates/ (the session and progress content is host.report.html's, the same as the
 HTML reports), the live view's JSON messages (host.server.live), and redirects.
 
-Every route but the sign-in page and its style sheet needs a signed-in therapist (host.server.auth),
+Every route but the sign-in page, its style sheet and the home installations' API (host.server.devices,
+which takes a device's token instead) needs a signed-in therapist (host.server.auth),
 and everything a therapist can reach by id is looked up within their own clinic: another clinic's
 patient, session or block is "not found", exactly like one that does not exist. Ids in paths are
 checked as plain positive numbers before any query; every POST carries a CSRF token; request
@@ -29,7 +30,7 @@ from host import __version__
 from host import store
 from host.report import html as report_html
 from host.report.text import fmt_duration
-from host.server import auth, programmes
+from host.server import auth, devices, programmes
 from host.server.live import PLOT_HZ, LiveHubs
 from host.session import programme
 
@@ -72,6 +73,7 @@ def create_app(db, *, secure_cookies: bool = False, limiter: auth.SignInLimiter 
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.globals.update(version=__version__, local_time=store.local_time, fmt_duration=fmt_duration)
     app.state.limiter = limiter or auth.SignInLimiter()
+    app.state.pair_limiter = auth.SignInLimiter()  # wrong pairing codes, per client address
     app.state.hubs = LiveHubs(db, plot_hz)
 
     def db_conn():
@@ -100,7 +102,8 @@ def create_app(db, *, secure_cookies: bool = False, limiter: auth.SignInLimiter 
         if request.method not in ("GET", "HEAD", "POST"):
             return _plain(405, "That method is not used here.")
         length = request.headers.get("content-length")
-        cap = programmes.MAX_BODY_BYTES if programmes.EDITOR_POST.fullmatch(request.url.path) else MAX_BODY_BYTES
+        cap = devices.body_cap(request.url.path) or (
+            programmes.MAX_BODY_BYTES if programmes.EDITOR_POST.fullmatch(request.url.path) else MAX_BODY_BYTES)
         if length is not None and (not length.isdigit() or int(length) > cap):
             return _plain(413, "The request is too large.")
         if request.method == "POST" and length is None:
@@ -201,7 +204,8 @@ def create_app(db, *, secure_cookies: bool = False, limiter: auth.SignInLimiter 
             sessions = store.list_sessions(c, label)
             body = report_html.patient_body(label, store.progress(c, label), programme.adherence(c, label))
             return render(request, "patient.html", me=t, csrf=csrf, label=label, sessions=sessions[::-1],
-                          report=body, css=REPORT_CSS, pid=p, programme=programmes.current(c, label))
+                          report=body, css=REPORT_CSS, pid=p, programme=programmes.current(c, label),
+                          devices=store.patient_devices(c, p))
 
     @app.get("/sessions/{sid}")
     def session(request: Request, sid: str):
@@ -229,6 +233,7 @@ def create_app(db, *, secure_cookies: bool = False, limiter: auth.SignInLimiter 
             return render(request, "live.html", me=t, csrf=csrf, block=b, session=s)
 
     app.include_router(programmes.router(signed_in_db, render))
+    app.include_router(devices.router(signed_in_db, render, db_conn, app.state.pair_limiter))
 
     @app.get("/static/{name}")
     def static(request: Request, name: str):

@@ -127,6 +127,22 @@ def current(conn, label: str) -> dict:
     return out
 
 
+async def patient_post(signed_in_db, request, pid: str, max_fields: int, handle):
+    """A POST about one patient: signed in, the session's CSRF token, the patient within the
+    therapist's clinic (else 404); then handle(form, conn, therapist, csrf, patient id, label) on a
+    worker thread. Shared by this editor and host.server.devices."""
+    from host.server.app import csrf_refused, found, parse_id
+    form = await request.form(max_files=0, max_fields=max_fields, max_part_size=MAX_BODY_BYTES)
+
+    def work():
+        with signed_in_db(request) as (c, t, csrf):
+            if not auth.same_token(csrf, form.get("csrf")):
+                return csrf_refused()
+            p = parse_id(pid)
+            return handle(form, c, t, csrf, p, found(store.patient_of_clinic(c, p, t.clinic_id)))
+    return await asyncio.to_thread(work)
+
+
 def router(signed_in_db, render) -> APIRouter:
     """The routes, on app.py's signed-in connection helper and template renderer."""
     from host.server.app import csrf_refused, found, parse_id, _plain  # app.py includes this router: import late
@@ -176,17 +192,7 @@ def router(signed_in_db, render) -> APIRouter:
             return editor(request, c, t, csrf, p, label, saved=saved if saved.isascii() and saved.isdigit() else "")
 
     async def patient_form(request, pid: str, max_fields: int, handle):
-        """A POST about one patient: signed in, the session's CSRF token, the patient within the
-        therapist's clinic (else 404); then handle(form, conn, therapist, csrf, patient id, label)."""
-        form = await request.form(max_files=0, max_fields=max_fields, max_part_size=MAX_BODY_BYTES)
-
-        def work():
-            with signed_in_db(request) as (c, t, csrf):
-                if not auth.same_token(csrf, form.get("csrf")):
-                    return csrf_refused()
-                p = parse_id(pid)
-                return handle(form, c, t, csrf, p, found(store.patient_of_clinic(c, p, t.clinic_id)))
-        return await asyncio.to_thread(work)
+        return await patient_post(signed_in_db, request, pid, max_fields, handle)
 
     @r.post("/patients/{pid}/programme")
     async def editor_post(request: Request, pid: str):
