@@ -24,6 +24,8 @@ FOLDER_MARKERS = {"e2e": ("e2e",), "gui": ("display",)}
 os.environ.setdefault("HIPLEVEL_DB", os.path.join(tempfile.mkdtemp(prefix="hiplevel-test-db-"),
                                                   "sessions.sqlite"))
 os.environ.setdefault("HIPLEVEL_SPOOL", tempfile.mkdtemp(prefix="hiplevel-test-spool-"))
+# and unpaired, whatever this machine's own installation is paired with (tests that pair set their own)
+os.environ["HIPLEVEL_PAIRING"] = os.path.join(tempfile.mkdtemp(prefix="hiplevel-test-pairing-"), "pairing.json")
 
 
 def pytest_collection_modifyitems(config, items):

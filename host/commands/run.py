@@ -130,10 +130,16 @@ def exercise_config(args) -> ExerciseConfig:
         raise UserError(str(e)) from None
 
 
+def _home_patient() -> str:
+    from host.sinks.clinic_link import paired_patient
+    return paired_patient() or "default"
+
+
 def live_options(args) -> LiveOptions:
     return LiveOptions(headless=args.headless, events=args.events, angles=args.angles, mute=args.mute,
                        volume=args.volume, private_audio=getattr(args, "private_audio", False),
-                       record=not args.no_record, db=args.db, patient=args.patient,
+                       record=not args.no_record, db=args.db, patient=args.patient or _home_patient(),
+                       share_live=getattr(args, "share_live", False),
                        title=f"hiplevel — {args.exercise}, {args.stance} leg stance",
                        rate_hz=getattr(args, "rate", None), lsl=settings_from_args(args))
 

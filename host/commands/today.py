@@ -26,7 +26,8 @@ from host.sinks.recorder import patient_label
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_link_arguments(p)
-    p.add_argument("--patient", type=patient_label, required=True, metavar="LABEL")
+    p.add_argument("--patient", type=patient_label, default=None, metavar="LABEL",
+                   help="the patient (default: the one this installation is paired for, `hiplevel pair`)")
     p.add_argument("--db", metavar="PATH", help="session database (default: sessions.sqlite in the user's "
                    "data folder, or $HIPLEVEL_DB)")
     p.add_argument("--headless", action="store_true", help="printed instructions instead of the patient view")
@@ -40,6 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calibration", choices=["bends", "standing"], default="bends")
     p.add_argument("--estimator", default=DEFAULT_ESTIMATOR, choices=sorted(ESTIMATORS), help=argparse.SUPPRESS)
     p.add_argument("--events", metavar="PATH", help="write events as JSON lines to PATH")
+    from host.sinks.recorder import add_share_argument
+    add_share_argument(p)
 
 
 def parse_pain(text: str) -> int | None:
@@ -109,7 +112,14 @@ def run(args) -> int:
     from host.sinks.recorder import Recorder
     from host.sinks.speech import open_voice
 
+    from host.sinks import clinic_link
     db_path = args.db or store.default_db_path()
+    if args.patient is None:
+        args.patient = clinic_link.paired_patient()
+        if args.patient is None:
+            raise UserError("say whose programme to run: hiplevel today --patient LABEL "
+                            "(or pair this installation with the clinic: hiplevel pair URL CODE)")
+    clinic_link.fetch_programme(db_path, args.patient, lambda m: print(m, flush=True))
     stored, run_info, resumed = _load(db_path, args.patient)
     steps = pg.steps(stored.programme, run_info.number)
     out = sys.stdout
@@ -140,6 +150,8 @@ def run(args) -> int:
                              events=events)
     first = runner.todo[0] if runner.todo else steps[0]
     recorder.start_block(runner.block_settings(first))
+    share = clinic_link.start_live_share(db_path, lambda: recorder.session_id, lambda m: say("", m, kind="quiet")) \
+        if args.share_live else None
     try:
         if not args.headless and _display(say):
             from host.gui.patient_view import run_patient_view
@@ -153,6 +165,8 @@ def run(args) -> int:
         close_cue_player(player)
         events.close()
         recorder.close()
+        if share is not None:
+            share.close()
     if summary.open_failed:
         raise UserError(summary.reason)
     result = TodayResult(completed=runner.completed, resumed=resumed, version=stored.version,
@@ -160,6 +174,7 @@ def run(args) -> int:
                          stream_reason="" if runner.completed else summary.reason)
     print(result.text(), flush=True)
     print(recorder.summary_line(), flush=True)
+    clinic_link.auto_upload(db_path, lambda m: print(m, flush=True))
     return 0 if runner.completed else 1
 
 

@@ -120,19 +120,29 @@ def router(signed_in_db, render, db_conn, limiter: auth.SignInLimiter) -> APIRou
         return await patient_post(signed_in_db, request, pid, 2, handle)
 
     # ---- the device API ----
-    def device_call(request: Request, work):
-        """work(conn, device) on a worker thread for a request carrying a valid device token."""
+    async def device_of(request: Request) -> store.Device:
+        """The device whose token the request carries; refused (401) before anything else is read."""
         header = request.headers.get("authorization", "")
         token = header[7:] if header[:7].lower() == "bearer " else ""
+        if not token or len(token) > 100:
+            raise _Refused(401, NOT_PAIRED)
 
-        def run():
-            if not token or len(token) > 100:
-                raise _Refused(401, NOT_PAIRED)
+        def look():
             c = db_conn()
             try:
-                dev = store.device_of_token(c, auth.digest(token))
-                if dev is None:
-                    raise _Refused(401, NOT_PAIRED)
+                return store.device_of_token(c, auth.digest(token))
+            finally:
+                c.close()
+        dev = await asyncio.to_thread(look)
+        if dev is None:
+            raise _Refused(401, NOT_PAIRED)
+        return dev
+
+    def on_db(dev: store.Device, work):
+        """work(conn, device) on a worker thread with its own connection."""
+        def run():
+            c = db_conn()
+            try:
                 return work(c, dev)
             finally:
                 c.close()
@@ -218,7 +228,7 @@ def router(signed_in_db, render, db_conn, limiter: auth.SignInLimiter) -> APIRou
                 raise _Refused(404, "the clinic has not written a programme for this patient yet")
             return {"patient": dev.patient, "version": s.version, "created_utc": s.created_utc,
                     "toml": pg.to_toml(s.programme, header=f"programme of {dev.patient}, version {s.version}")}
-        return await device_call(request, work)
+        return await on_db(await device_of(request), work)
 
     def upload_row(c, dev, uuid_: str):
         return c.execute("SELECT id, total_bytes, sha256, chunk_bytes, chunks_json, session_id FROM uploads "
@@ -245,6 +255,7 @@ def router(signed_in_db, render, db_conn, limiter: auth.SignInLimiter) -> APIRou
     @r.post("/api/device/uploads")
     @refusing
     async def manifest(request: Request):
+        dev = await device_of(request)
         d = await json_body(request, MANIFEST_MAX_BYTES)
         uuid_ = uuid_of(d.get("uuid"))
         total, chunk, whole, chunks = d.get("total_bytes"), d.get("chunk_bytes"), d.get("sha256"), d.get("chunks")
@@ -281,17 +292,19 @@ def router(signed_in_db, render, db_conn, limiter: auth.SignInLimiter) -> APIRou
             if (row[1], row[2], row[3], json.loads(row[4])) != (total, whole, chunk, chunks):
                 raise _Refused(409, "an upload with this id but other contents is under way")
             return status(c, dev, uuid_)
-        return await device_call(request, work)
+        return await on_db(dev, work)
 
     @r.get("/api/device/uploads/{uid}")
     @refusing
     async def upload_status(request: Request, uid: str):
+        dev = await device_of(request)
         uuid_ = uuid_of(uid)
-        return await device_call(request, lambda c, dev: status(c, dev, uuid_))
+        return await on_db(dev, lambda c, dev: status(c, dev, uuid_))
 
     @r.post("/api/device/uploads/{uid}/chunks/{idx}")
     @refusing
     async def chunk(request: Request, uid: str, idx: str):
+        dev = await device_of(request)
         uuid_ = uuid_of(uid)
         try:
             i = parse_id(str(int(idx) + 1)) - 1 if idx.isascii() and idx.isdigit() and len(idx) < 7 else -1
@@ -318,11 +331,12 @@ def router(signed_in_db, render, db_conn, limiter: auth.SignInLimiter) -> APIRou
             c.execute("INSERT INTO upload_chunks (upload_id, idx, data) VALUES (?, ?, ?) "
                       "ON CONFLICT (upload_id, idx) DO NOTHING", (row[0], i, data))
             return status(c, dev, uuid_)
-        return await device_call(request, work)
+        return await on_db(dev, work)
 
     @r.post("/api/device/uploads/{uid}/finish")
     @refusing
     async def finish(request: Request, uid: str):
+        dev = await device_of(request)
         uuid_ = uuid_of(uid)
 
         def work(c, dev):
@@ -362,11 +376,12 @@ def router(signed_in_db, render, db_conn, limiter: auth.SignInLimiter) -> APIRou
                     raise _Refused(422, f"refused: {e}") from None
                 raise
             return {"session_id": sid, "done": True}
-        return await device_call(request, work)
+        return await on_db(dev, work)
 
     @r.post("/api/device/live/{uid}")
     @refusing
     async def live(request: Request, uid: str):
+        dev = await device_of(request)
         uuid_ = uuid_of(uid)
         d = await json_body(request, LIVE_MAX_BYTES)
 
@@ -382,7 +397,7 @@ def router(signed_in_db, render, db_conn, limiter: auth.SignInLimiter) -> APIRou
                 if isinstance(e, transfer.UploadError):
                     raise _Refused(422, f"refused: {e}") from None
                 raise
-        return await device_call(request, work)
+        return await on_db(dev, work)
 
     return r
 

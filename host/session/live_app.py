@@ -31,6 +31,7 @@ class LiveOptions:
     record: bool = True
     db: str | None = None
     patient: str = "default"
+    share_live: bool = False          # --share-live: the paired clinic watches (host.sinks.clinic_link)
     title: str = "hiplevel"
     rate_hz: int | None = None        # ask the sensor for this sample rate (SET_RATE); None: its own
     lsl: object | None = None         # host.sinks.lsl.LslSettings: stream to LSL (--lsl)
@@ -162,6 +163,10 @@ def run_live(transport, cfg: PipelineConfig, opts: LiveOptions) -> int:
                            rate_hz=opts.rate_hz)
     if lsl is not None:
         lsl.attach(session)
+    share = None
+    if opts.share_live and recorder is not None:
+        from host.sinks.clinic_link import start_live_share
+        share = start_live_share(db_of(opts), lambda: recorder.session_id, say)
     try:
         if window:
             _run_window(session, live, player, recorder, opts.title)
@@ -172,13 +177,20 @@ def run_live(transport, cfg: PipelineConfig, opts: LiveOptions) -> int:
         # the recording first: whatever a side output does at its close must not cost the session
         _close_each(say, ("the recording", recorder and recorder.close), ("the angle file", trace and trace.close),
                     ("the event log", events.close), ("the LSL streams", lsl and lsl.close),
-                    ("the cue sound", lambda: close_cue_player(player)))
+                    ("the cue sound", lambda: close_cue_player(player)), ("live sharing", share and share.close))
     if summary.open_failed:
         raise UserError(summary.reason)
     say(summary.text())
     if recorder is not None:
         say(recorder.summary_line())
+        from host.sinks.clinic_link import auto_upload
+        auto_upload(db_of(opts), say)  # paired: the finished session (and any left before) goes to the clinic
     return 0 if summary.ok else 1
+
+
+def db_of(opts: LiveOptions):
+    from host import store
+    return opts.db or store.default_db_path()
 
 
 def _close_each(say, *steps) -> None:

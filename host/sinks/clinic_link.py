@@ -314,3 +314,64 @@ class LiveShare:
             at[int(number)] = (int(c["frames"]), int(c["events"]))
         self.sent_frames = sum(f for f, _ in at.values())
         return more
+
+
+def paired_patient() -> str | None:
+    """The patient this installation is paired for (the default --patient of `run` and `today`)."""
+    try:
+        p = load_pairing()
+    except ClinicError:
+        return None
+    return p.patient if p else None
+
+
+def start_live_share(db, session_id_of, say) -> LiveShare | None:
+    """`--share-live`: a LiveShare to the paired clinic, or None (said why) when not paired."""
+    try:
+        p = load_pairing()
+    except ClinicError as e:
+        say(f"Live sharing is off: {e}.")
+        return None
+    if p is None:
+        say("Live sharing is off: this installation is not paired with a clinic (`hiplevel pair`).")
+        return None
+    say(f"Sharing this session live with {p.clinic or 'the clinic'}.")
+    return LiveShare(db, ClinicLink(p), session_id_of, say)
+
+
+def fetch_programme(db, patient: str, say) -> None:
+    """Before `today`: the clinic's latest programme for the paired patient, stored as the local
+    latest version when it differs; the clinic out of reach, the local copy is used (said so)."""
+    from host.session import programme as pg
+    try:
+        p = load_pairing()
+        if p is None or p.patient != patient:
+            return
+        remote = ClinicLink(p).programme()
+    except ClinicError as e:
+        say(f"The clinic's programme could not be fetched ({e}); using the copy on this computer.")
+        return
+    if remote is None:
+        return
+    try:
+        programme = pg.from_toml(remote["toml"])
+    except pg.ProgrammeError as e:
+        say(f"The clinic's programme cannot be used here ({e}); using the copy on this computer.")
+        return
+    try:
+        conn = store.connect(db, create=True)
+        try:
+            try:
+                local = pg.load(conn, patient)
+            except pg.ProgrammeError:
+                local = None
+            if local is None or local.programme != programme:
+                saved = pg.save(conn, patient, programme)
+                say(f"New programme from the clinic (its version {remote['version']}), saved here as version "
+                    f"{saved.version}.")
+        finally:
+            conn.close()
+    except store.StoreError as e:
+        say(f"The clinic's programme could not be saved here ({e}).")
+    except store.DB_ERRORS as e:
+        say(f"The clinic's programme could not be saved here ({store.explain(e, db)}).")

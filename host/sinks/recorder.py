@@ -524,9 +524,17 @@ def patient_label(text: str) -> str:
 def add_recording_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("recording (on by default; see docs/sessions.md)")
     g.add_argument("--db", metavar="PATH|URL", help=store.DB_HELP)
-    g.add_argument("--patient", type=patient_label, default="default", metavar="LABEL",
-                   help="pseudonymous patient label, e.g. P-017 (default: 'default')")
+    g.add_argument("--patient", type=patient_label, default=None, metavar="LABEL",
+                   help="pseudonymous patient label, e.g. P-017 (default: the patient this installation is "
+                        "paired for, `hiplevel pair`, else 'default')")
     g.add_argument("--no-record", action="store_true", help="do not record this session")
+    add_share_argument(g)
+
+
+def add_share_argument(p) -> None:
+    p.add_argument("--share-live", action="store_true",
+                   help="let the clinic this installation is paired with watch the session live (only when "
+                        "the patient agrees); finished sessions upload either way")
 
 
 def settings_of(cfg) -> dict:

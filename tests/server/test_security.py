@@ -20,7 +20,12 @@ from tests.support.simproc import ROOT, hiplevel
 
 PAGES = ["/", "/patients/{p1}", "/sessions/{s1}", "/live", "/live/{b1}", "/api/live", "/static/live.js",
          "/static/programme.js", "/patients/{p1}/programme", "/patients/{p1}/programme.toml"]
-FORMS = ["/signout", "/patients", "/patients/{p1}/programme", "/patients/{p1}/programme/import"]  # POST
+FORMS = ["/signout", "/patients", "/patients/{p1}/programme", "/patients/{p1}/programme/import",
+         "/patients/{p1}/pair", "/patients/{p1}/devices/1/revoke"]  # POST
+U = "e" * 32
+DEVICE_ROUTES = [("GET", "/api/device/programme"), ("POST", "/api/device/uploads"), ("GET", f"/api/device/uploads/{U}"),
+                 ("POST", f"/api/device/uploads/{U}/chunks/0"), ("POST", f"/api/device/uploads/{U}/finish"),
+                 ("POST", f"/api/device/live/{U}")]  # a paired home installation's, with its bearer token
 BAD = ["1 OR 1=1", "1; DROP TABLE patients", "1' OR '1'='1", "../../etc/passwd", "..%2F..%2Fetc%2Fpasswd",
        "%2e%2e%2f%2e%2e%2fetc%2fpasswd", "1%00", "-1", "0", "99999999999999999999999", "１", "1e3", " 1",
        "<script>alert(1)</script>", "%27%3B--"]
@@ -121,6 +126,74 @@ def test_injection_and_traversal_strings_in_every_parameter(ann, clinic_db, bad)
     r = sign_in(other, user="ann", password=bad + "' OR '1'='1")
     assert r.status_code in (401, 429) and "hl_session" not in r.cookies
     assert table_counts(db) == before
+
+
+def device_token(ann, clinic_db) -> str:
+    """A real pairing of P-001 through ann's dashboard form."""
+    page = ann.get(f"/patients/{clinic_db[1]['p1']}")
+    made = ann.post(f"/patients/{clinic_db[1]['p1']}/pair", data={"csrf": csrf_of(page.text)})
+    code = made.text.split('id="pair-code">')[1].split("<")[0]
+    r = ann.post("/api/device/pair", json={"code": code, "name": "security test"})
+    assert r.status_code == 200
+    return r.json()["token"]
+
+
+def test_device_routes_need_a_device_token_and_a_therapist_cookie_is_not_one(ann, clinic_db):
+    fresh = TestClient(ann.app, base_url="http://testserver")
+    before = table_counts(clinic_db[0])
+    for method, path in DEVICE_ROUTES:
+        for c, headers in ((fresh, {}), (ann, {}),  # nothing; the signed-in therapist's cookie alone
+                           (fresh, {"authorization": "Bearer " + "A" * 43}), (fresh, {"authorization": "Bearer ' OR 1=1 --"}),
+                           (fresh, {"authorization": "Basic YW5uOmFubi1zZWNyZXQtcHctMQ=="}),
+                           (fresh, {"authorization": "Bearer " + "A" * 5000})):
+            r = c.request(method, path, headers=headers, json={"uuid": U})
+            assert r.status_code == 401 and "pair it again" in r.json()["error"], (method, path, headers)
+    assert table_counts(clinic_db[0]) == before
+    token = device_token(ann, clinic_db)
+    # and a device token opens none of the therapist's pages or APIs
+    for path in PAGES:
+        r = fresh.get(path.format(**clinic_db[1]), headers={"authorization": f"Bearer {token}"}, follow_redirects=False)
+        assert r.status_code in (303, 401) and "P-001" not in r.text, path
+
+
+@pytest.mark.parametrize("bad", BAD)
+def test_injection_and_traversal_strings_in_device_parameters(ann, clinic_db, bad):
+    token = {"authorization": f"Bearer {device_token(ann, clinic_db)}"}
+    before = table_counts(clinic_db[0])
+    for method, path in [("GET", "/api/device/uploads/{}"), ("POST", "/api/device/uploads/{}/finish"),
+                         ("POST", "/api/device/live/{}"), ("POST", "/api/device/uploads/{}/chunks/0"),
+                         ("POST", f"/api/device/uploads/{U}/chunks/{{}}")]:
+        r = ann.request(method, path.format(bad), headers=token, content=b"{}")
+        assert r.status_code in (400, 404), (path, bad, r.status_code)
+        assert "P-00" not in r.text and "root:" not in r.text
+    r = ann.post("/api/device/uploads", headers=token, json={"uuid": bad, "total_bytes": 10, "chunk_bytes": 10,
+                                                              "sha256": "0" * 64, "chunks": ["0" * 64]})
+    assert r.status_code in (400, 404)
+    assert ann.post("/api/device/pair", json={"code": bad}).status_code in (403, 429)
+    assert table_counts(clinic_db[0]) == before
+
+
+def test_oversize_and_truncated_uploads_are_refused(ann, clinic_db):
+    token = {"authorization": f"Bearer {device_token(ann, clinic_db)}"}
+    before = table_counts(clinic_db[0])
+    big = ann.post("/api/device/uploads", headers=token, json={
+        "uuid": U, "total_bytes": 10 ** 10, "chunk_bytes": 2 ** 20, "sha256": "0" * 64, "chunks": ["0" * 64]})
+    assert big.status_code == 413
+    payload = b"x" * 3000
+    import hashlib
+    m = {"uuid": U, "total_bytes": 3000, "chunk_bytes": 1000, "sha256": hashlib.sha256(payload).hexdigest(),
+         "chunks": [hashlib.sha256(payload[i:i + 1000]).hexdigest() for i in (0, 1000, 2000)]}
+    assert ann.post("/api/device/uploads", headers=token, json=m).json()["have"] == []
+    over = ann.post(f"/api/device/uploads/{U}/chunks/0", headers=token, content=b"x" * (2 ** 20 + 1))
+    assert over.status_code == 413  # over the chunk limit: refused before it is read
+    cut = ann.post(f"/api/device/uploads/{U}/chunks/0", headers=token, content=payload[:999])
+    assert cut.status_code == 422
+    assert ann.post(f"/api/device/uploads/{U}/chunks/1", headers=token, content=payload[1000:2000]).status_code == 200
+    r = ann.post(f"/api/device/uploads/{U}/finish", headers=token)
+    assert r.status_code == 409 and r.json()["missing"] == [0, 2]
+    huge = ann.post(f"/api/device/live/{U}", headers=token, content=b"[" * (5 * 2 ** 20))
+    assert huge.status_code == 413
+    assert table_counts(clinic_db[0]) == before
 
 
 def test_static_files_cannot_reach_outside_their_folder(ann):
