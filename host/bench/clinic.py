@@ -2,8 +2,9 @@
 them live through a real `hiplevel serve` (uvicorn, loopback only).
 
 In: --stations (a list: one run per count), --watchers, --duration-s. Per run: a fresh SQLite
-database with one clinic, a therapist and one patient per station; the dashboard as its own process;
-each station a real StreamRunner + Recorder on its own thread and asyncio loop, fed the simulated
+database (a private PostgreSQL server's with --postgres) with one clinic, a therapist and one patient
+per station; the dashboard as its own process; each station a real StreamRunner + Recorder in its
+own process (spawned: as each station is its own machine), fed the simulated
 sensor's frames (firmware_sim.device.SimDevice, 208 Hz) on the sensor's real-time schedule by an
 in-process transport (host.links.memory); each watcher a WebSocket client (websockets) signed in
 through the real form, watching station j % N, acknowledging every message as the browser does.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import multiprocessing
 import os
 import re
 import socket
@@ -56,7 +58,17 @@ def station_frames(duration_s: float, seed: int) -> list[tuple[float, bytes]]:
     return out + [(duration_s, dev.stop_frame())]
 
 
-def run_station(db, patient: str, frames, result: dict, started: threading.Event) -> None:
+def _station_process(db, patient: str, duration_s: float, seed: int, started, done_q) -> None:
+    """A station in its own process: its frames, then run_station; its result onto done_q."""
+    result: dict = {}
+    try:
+        run_station(db, patient, station_frames(duration_s, seed), result, started)
+    finally:
+        started.set()
+        done_q.put(result)
+
+
+def run_station(db, patient: str, frames, result: dict, started) -> None:
     from host.links.memory import MemoryTransport
     from host.processing.pipeline import PipelineConfig
     from host.session.runner import StreamRunner
@@ -141,15 +153,17 @@ def one_run(n: int, watchers: int, duration_s: float, pg_server=None) -> dict:
             csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
             c.post("/signin", data={"username": "bench", "password": password, "csrf": csrf})
             cookie = c.cookies["hl_session"]
-            frames = [station_frames(duration_s, seed=i + 1) for i in range(n)]
-            results = [{} for _ in range(n)]
-            threads = []
+            # each station its own process, as each is its own machine: 20 stations' pipelines on one
+            # interpreter's lock measured that lock (and starved the watchers), not the server
+            ctx = multiprocessing.get_context("spawn")
+            done_q = ctx.Queue()
+            threads, results = [], []
             for i in range(n):
-                started = threading.Event()
-                t = threading.Thread(target=run_station, args=(db, f"S-{i + 1:02d}", frames[i], results[i], started),
-                                     daemon=True)
+                started = ctx.Event()
+                t = ctx.Process(target=_station_process, args=(db, f"S-{i + 1:02d}", duration_s, i + 1, started, done_q),
+                                daemon=True)
                 t.start()
-                started.wait(10)
+                started.wait(60)
                 threads.append(t)
             deadline = time.monotonic() + 20
             while len(live := c.get("/api/live").json()["live"]) < n and time.monotonic() < deadline:
@@ -166,12 +180,16 @@ def one_run(n: int, watchers: int, duration_s: float, pg_server=None) -> dict:
             stop = asyncio.Event()
             tasks = [asyncio.create_task(_watch(base, cookie, blocks[j % n], stop, watched[j]))
                      for j in range(watchers)]
-            while any(t.is_alive() for t in threads):
+            while len(results) < n and any(t.is_alive() for t in threads):
+                while not done_q.empty():
+                    results.append(done_q.get())
                 await asyncio.sleep(0.2)
             await asyncio.sleep(1.0)  # the last commit reaches the watchers
             stop.set()
             await asyncio.gather(*tasks)
         asyncio.run(watch_all())
+        while len(results) < n:
+            results.append(done_q.get(timeout=60))
         cpu_pct = 100.0 * (_cpu_s(server.pid) - cpu0) / (time.monotonic() - wall0)
     finally:
         server.terminate()
@@ -237,14 +255,14 @@ def run(args) -> int:
         replace_section(args.write_docs, HEADING, (
             f"Command: `{cmd.strip()}`  \nMachine: {os.cpu_count()} cores shared with other work (load average "
             f"{load0:.2f} at the start). Per run: a fresh {'PostgreSQL' if args.postgres else 'SQLite'} database, `hiplevel serve` as its own process on "
-            f"loopback, each station a real `StreamRunner` + `Recorder` (threads of the benchmark's process) fed a "
+            f"loopback, each station a real `StreamRunner` + `Recorder` in its own process (as each is its own machine) fed a "
             f"simulated sensor at {RATE_HZ} Hz on its real-time schedule for {args.duration_s:g} s, and "
             f"{args.watchers} WebSocket clients signed in through the form, each watching one station.\n\n{text}\n\n"
             "Delay: from a frame's host receive time (the station's `time.monotonic()`) to the watcher receiving the "
             "message that carries it, on the same machine's clock. The newest frame of a message shows the dashboard's "
             "own delay (poll every 1/30 s, the pipeline, the WebSocket); the oldest also waited for the recorder's "
             "next commit (every 0.5 s), so a frame's delay lies between the two. Dashboard CPU: its process, all "
-            "threads, while the stations streamed. Stations and watchers run in another process on the same cores. "
+            "threads, while the stations streamed. Stations (one process each), the database server and the watchers share the same cores. "
             "A station that waited for the lock said so (`Recording is waiting: ... busy`)"
             + (": on PostgreSQL stations write side by side, so none should. " if args.postgres else
                ": SQLite has one writer at a time, so many stations' commits queue behind each other and the live "

@@ -96,7 +96,7 @@ class _Refused(Exception):
 
 
 def router(signed_in_db, render, db_conn, limiter: auth.SignInLimiter) -> APIRouter:
-    from host.server.app import found, parse_id  # app.py includes this router: import late
+    from host.server.app import parse_id  # app.py includes this router: import late
 
     r = APIRouter()
 
@@ -171,6 +171,8 @@ def router(signed_in_db, render, db_conn, limiter: auth.SignInLimiter) -> APIRou
                 return await handler(*a, **k)
             except _Refused as e:
                 return e.response
+            except store.StoreError as e:
+                return _error(503, f"the clinic's database could not be used ({e})")
             except store.DB_ERRORS as e:
                 return _error(503, f"the clinic's database could not be used ({store.explain(e, 'database')})")
         return wrapped
@@ -306,10 +308,7 @@ def router(signed_in_db, render, db_conn, limiter: auth.SignInLimiter) -> APIRou
     async def chunk(request: Request, uid: str, idx: str):
         dev = await device_of(request)
         uuid_ = uuid_of(uid)
-        try:
-            i = parse_id(str(int(idx) + 1)) - 1 if idx.isascii() and idx.isdigit() and len(idx) < 7 else -1
-        except Exception:
-            i = -1
+        i = int(idx) if idx.isascii() and idx.isdigit() and len(idx) < 7 else -1
         if i < 0:
             raise _Refused(404, "no such chunk")
         try:
@@ -365,6 +364,9 @@ def router(signed_in_db, render, db_conn, limiter: auth.SignInLimiter) -> APIRou
                 live = store.session_by_upload_uuid(c, uuid_)
                 if live is not None and live[1] != dev.patient_id:
                     raise _Refused(409, "that upload id belongs to another patient's session")
+                if live is not None and live[2] is not None:  # a finish racing this one stored it
+                    c.execute("ROLLBACK")
+                    return {"session_id": live[0], "done": True}
                 sid = transfer.import_session(c, doc, dev.patient, live[0] if live else None)
                 c.execute("UPDATE uploads SET session_id = ? WHERE id = ?", (sid, row[0]))
                 c.execute("DELETE FROM upload_chunks WHERE upload_id = ?", (row[0],))

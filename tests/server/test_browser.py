@@ -148,3 +148,68 @@ def test_sign_in_open_a_patient_and_watch_a_live_session(browser, server, clinic
     wait_for(lambda: d.current_url.endswith("/signin"), 10, "signing out")
     d.get(server + "/")
     assert d.current_url.endswith("/signin")
+
+
+def sign_in_browser(d, server):
+    from selenium.webdriver.common.by import By
+    d.get(server + "/")
+    d.find_element(By.ID, "username").send_keys("ann")
+    d.find_element(By.ID, "password").send_keys(PASSWORDS["ann"])
+    d.find_element(By.ID, "signin").click()
+    wait_for(lambda: d.find_elements(By.ID, "patients"), 20, "the patient list")
+
+
+def test_a_home_session_paired_in_the_browser_is_watched_live_and_then_in_the_history(
+        browser, server, clinic_db, tmp_path):
+    """The therapist pairs P-HOME's computer from the patient page; `hiplevel run --share-live` on
+    that computer (its own SQLite file) streams into the live view, and the finished session uploads
+    by itself into the patient's history."""
+    import os
+    import re
+    from selenium.webdriver.common.by import By
+    db, _ = clinic_db
+    conn = store.connect(db)
+    store.assign_patient(conn, "P-HOME", "North")
+    conn.close()
+    d = browser
+    sign_in_browser(d, server)
+    d.find_element(By.LINK_TEXT, "P-HOME").click()
+    wait_for(lambda: d.find_elements(By.ID, "devices"), 20, "the patient page")
+    d.find_element(By.ID, "pair").click()
+    code = wait_for(lambda: d.find_elements(By.ID, "pair-code"), 20, "the pairing code")[0].text
+    assert re.fullmatch(r"[A-Z2-9]{4}-[A-Z2-9]{4}", code)
+    assert d.find_element(By.ID, "pair-command").text == f"hiplevel pair {server} {code}"
+    check_screenshot(d, tmp_path / "pair.png", min_colours=4)
+    env = {**os.environ, "HIPLEVEL_PAIRING": str(tmp_path / "pairing.json")}
+    r = subprocess.run(hiplevel("pair", server, code, "--name", "P-HOME's laptop"), cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "patient P-HOME" in r.stdout, r.stdout + r.stderr
+    home = tmp_path / "home.sqlite"
+    with Sim("--drops", "7,3,7,3", "--speed", 2, "--seed", 6) as sim:
+        run = subprocess.Popen(hiplevel("run", "--serial", sim.port, "--headless", "--mute", "--db", home,
+                                        "--calibration", "standing", "--share-live"), cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            def live_link():
+                d.get(server + "/live")
+                return [a for a in d.find_elements(By.CSS_SELECTOR, "a.live-link") if a.text == "P-HOME"]
+            wait_for(live_link, 40, "the home session to show under Live now")[0].click()
+            root = wait_for(lambda: d.find_elements(By.ID, "live"), 10, "the live page")[0]
+            frames = lambda: int(root.get_attribute("data-frames") or 0)  # noqa: E731
+            wait_for(lambda: frames() > 0, 30, "the home session's frames")
+            first = frames()
+            wait_for(lambda: frames() > first, 30, "more frames")  # it updates as the home computer sends
+            check_screenshot(d, tmp_path / "home-live.png")
+            out, err = run.communicate(timeout=120)
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.wait()
+    assert run.returncode == 0, err
+    assert re.search(r"Session \d+ uploaded to the clinic", out), out
+    d.get(server + "/")
+    d.find_element(By.LINK_TEXT, "P-HOME").click()
+    wait_for(lambda: d.find_elements(By.CSS_SELECTOR, "a.session"), 20, "P-HOME's session")
+    assert "complete" in d.find_element(By.ID, "sessions").text
+    assert "P-HOME's laptop" in d.find_element(By.ID, "device-list").text
+    check_screenshot(d, tmp_path / "home-history.png")
