@@ -22,6 +22,7 @@ docs/sessions.md for the data model.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -983,6 +984,20 @@ def progress(conn, patient: str) -> list[dict]:
                 row["cued_reps"] += r[2] or 0
             out.append(row)
     return out
+
+
+@contextlib.contextmanager
+def transaction(conn):
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK when the body raises (connections are in autocommit
+    mode; on PostgreSQL, store_pg makes it a plain BEGIN)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 # ---- home installations paired with the clinic (host/server/devices.py) ----

@@ -93,14 +93,4 @@ def run(args) -> int:
     return 0
 
 
-class transaction:
-    """BEGIN ... COMMIT, or ROLLBACK on an error (the connection is in autocommit mode)."""
-
-    def __init__(self, conn):
-        self.conn = conn
-
-    def __enter__(self):
-        self.conn.execute("BEGIN")
-
-    def __exit__(self, exc_type, *_):
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+transaction = store.transaction  # BEGIN ... COMMIT, or ROLLBACK on an error

@@ -38,6 +38,7 @@ class ReplayTransport(Transport):
         self._t0_rec = None       # first recorded host time
         self._t0_wall = None      # when it was replayed
         self._closed = False
+        self.read_error: BaseException | None = None  # a database error that ended the stream early
 
     async def open(self) -> None:
         if self.block.frame_count == 0:
@@ -56,7 +57,12 @@ class ReplayTransport(Transport):
         """The next recorded frame (replaying link events up to it), or None at the end."""
         if self._closed or self._frames is None:
             return None
-        item = next(self._frames, None)
+        try:
+            item = next(self._frames, None)
+        except store.DB_ERRORS as e:  # a damaged page mid-block: the stream ends; review_block says why
+            self.read_error, self._frames = e, None
+            self.finished, self.lost_reason = False, "the rest of the recording cannot be read (the database is damaged)"
+            return None
         if item is None:
             self.finished = True
             if self.block.end is None:

@@ -29,6 +29,7 @@ a station's; its finished upload then replaces those rows with the checked whole
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import json
@@ -93,6 +94,15 @@ def _error(status: int, words: str, **more) -> JSONResponse:
 class _Refused(Exception):
     def __init__(self, status: int, words: str, **more):
         self.response = _error(status, words, **more)
+
+
+@contextlib.contextmanager
+def refused_as_422():
+    """A document the store cannot take (transfer.UploadError) is the device's 422, in its words."""
+    try:
+        yield
+    except transfer.UploadError as e:
+        raise _Refused(422, f"refused: {e}") from None
 
 
 def router(signed_in_db, render, db_conn, limiter: auth.SignInLimiter) -> APIRouter:
@@ -193,22 +203,15 @@ def router(signed_in_db, render, db_conn, limiter: auth.SignInLimiter) -> APIRou
         def work():
             c = db_conn()
             try:
-                c.execute("BEGIN IMMEDIATE")
-                try:
+                with store.transaction(c):
                     patient_id_ = store.use_pair_code(c, auth.digest(code), time.time()) if code else None
                     if patient_id_ is None:
-                        c.execute("ROLLBACK")
                         return None
                     token = secrets.token_urlsafe(32)
                     store.add_device(c, patient_id_, name, auth.digest(token))
                     row = c.execute("SELECT p.label, c.name FROM patients p LEFT JOIN clinics c ON c.id = p.clinic_id "
                                     "WHERE p.id = ?", (patient_id_,)).fetchone()
-                    c.execute("COMMIT")
                     return {"token": token, "patient": row[0], "clinic": row[1]}
-                except BaseException:
-                    if c.in_transaction:
-                        c.execute("ROLLBACK")
-                    raise
             finally:
                 c.close()
         out = await asyncio.to_thread(work)
@@ -276,8 +279,7 @@ def router(signed_in_db, render, db_conn, limiter: auth.SignInLimiter) -> APIRou
             except _Refused as e:
                 if e.response.status_code != 404:
                     raise
-            c.execute("BEGIN IMMEDIATE")
-            try:
+            with store.transaction(c):
                 open_ = c.execute("SELECT count(*) FROM uploads WHERE device_id = ? AND session_id IS NULL",
                                   (dev.id,)).fetchone()[0]
                 if open_ >= OPEN_UPLOADS_MAX:
@@ -285,11 +287,6 @@ def router(signed_in_db, render, db_conn, limiter: auth.SignInLimiter) -> APIRou
                 c.execute("INSERT INTO uploads (device_id, uuid, total_bytes, sha256, chunk_bytes, chunks_json, "
                           "started_utc) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id, uuid) DO NOTHING",
                           (dev.id, uuid_, total, whole, chunk, json.dumps(chunks), store.utc_now()))
-                c.execute("COMMIT")
-            except BaseException:
-                if c.in_transaction:
-                    c.execute("ROLLBACK")
-                raise
             row = upload_row(c, dev, uuid_)
             if (row[1], row[2], row[3], json.loads(row[4])) != (total, whole, chunk, chunks):
                 raise _Refused(409, "an upload with this id but other contents is under way")
@@ -359,24 +356,15 @@ def router(signed_in_db, render, db_conn, limiter: auth.SignInLimiter) -> APIRou
             except transfer.UploadError as e:
                 c.execute("DELETE FROM uploads WHERE id = ?", (row[0],))  # refused whole: start again
                 raise _Refused(422, f"refused: {e}") from None
-            c.execute("BEGIN IMMEDIATE")
-            try:
+            with refused_as_422(), store.transaction(c):
                 live = store.session_by_upload_uuid(c, uuid_)
                 if live is not None and live[1] != dev.patient_id:
                     raise _Refused(409, "that upload id belongs to another patient's session")
                 if live is not None and live[2] is not None:  # a finish racing this one stored it
-                    c.execute("ROLLBACK")
                     return {"session_id": live[0], "done": True}
                 sid = transfer.import_session(c, doc, dev.patient, live[0] if live else None)
                 c.execute("UPDATE uploads SET session_id = ? WHERE id = ?", (sid, row[0]))
                 c.execute("DELETE FROM upload_chunks WHERE upload_id = ?", (row[0],))
-                c.execute("COMMIT")
-            except BaseException as e:
-                if c.in_transaction:
-                    c.execute("ROLLBACK")
-                if isinstance(e, transfer.UploadError):
-                    raise _Refused(422, f"refused: {e}") from None
-                raise
             return {"session_id": sid, "done": True}
         return await on_db(dev, work)
 
@@ -388,17 +376,8 @@ def router(signed_in_db, render, db_conn, limiter: auth.SignInLimiter) -> APIRou
         d = await json_body(request, LIVE_MAX_BYTES)
 
         def work(c, dev):
-            c.execute("BEGIN IMMEDIATE")
-            try:
-                out = live_append(c, dev, uuid_, d)
-                c.execute("COMMIT")
-                return out
-            except BaseException as e:
-                if c.in_transaction:
-                    c.execute("ROLLBACK")
-                if isinstance(e, transfer.UploadError):
-                    raise _Refused(422, f"refused: {e}") from None
-                raise
+            with refused_as_422(), store.transaction(c):
+                return live_append(c, dev, uuid_, d)
         return await on_db(dev, work)
 
     return r

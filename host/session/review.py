@@ -241,6 +241,8 @@ def replay_block(conn, s: store.BlockInfo, cfg: PipelineConfig, speed: float | N
     wall = time.perf_counter() - t0
     if summary.open_failed:
         raise UserError(summary.reason)
+    if transport.read_error is not None:
+        raise transport.read_error  # the commands' plain_db_errors says it in words
     return Replay(summary, collect.events, session.pipeline, transport, wall, session.pipeline.t_s,
                   cols.arrays() if cols is not None else {})
 

@@ -79,6 +79,16 @@ def wait_for(cond, timeout_s, what):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def sign_in_browser(d, server):
+    from selenium.webdriver.common.by import By
+    d.get(server + "/")
+    assert d.current_url.endswith("/signin")  # not signed in: sent to the form
+    d.find_element(By.ID, "username").send_keys("ann")
+    d.find_element(By.ID, "password").send_keys(PASSWORDS["ann"])
+    d.find_element(By.ID, "signin").click()
+    wait_for(lambda: d.find_elements(By.ID, "patients"), 20, "the patient list")
+
+
 def test_sign_in_open_a_patient_and_watch_a_live_session(browser, server, clinic_db, tmp_path):
     from selenium.webdriver.common.by import By
     db, ids = clinic_db
@@ -86,12 +96,7 @@ def test_sign_in_open_a_patient_and_watch_a_live_session(browser, server, clinic
     store.assign_patient(conn, "P-WEB", "North")
     conn.close()
     d = browser
-    d.get(server + "/")
-    assert d.current_url.endswith("/signin")  # not signed in: sent to the form
-    d.find_element(By.ID, "username").send_keys("ann")
-    d.find_element(By.ID, "password").send_keys(PASSWORDS["ann"])
-    d.find_element(By.ID, "signin").click()
-    wait_for(lambda: d.find_elements(By.ID, "patients"), 20, "the patient list")
+    sign_in_browser(d, server)
     names = [a.text for a in d.find_elements(By.CSS_SELECTOR, "a.patient")]
     assert "P-001" in names and "P-002" not in names
     check_screenshot(d, tmp_path / "patients.png")
@@ -148,15 +153,6 @@ def test_sign_in_open_a_patient_and_watch_a_live_session(browser, server, clinic
     wait_for(lambda: d.current_url.endswith("/signin"), 10, "signing out")
     d.get(server + "/")
     assert d.current_url.endswith("/signin")
-
-
-def sign_in_browser(d, server):
-    from selenium.webdriver.common.by import By
-    d.get(server + "/")
-    d.find_element(By.ID, "username").send_keys("ann")
-    d.find_element(By.ID, "password").send_keys(PASSWORDS["ann"])
-    d.find_element(By.ID, "signin").click()
-    wait_for(lambda: d.find_elements(By.ID, "patients"), 20, "the patient list")
 
 
 def test_a_home_session_paired_in_the_browser_is_watched_live_and_then_in_the_history(
