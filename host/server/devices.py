@@ -148,6 +148,12 @@ def router(signed_in_db, render, db_conn, limiter: auth.SignInLimiter) -> APIRou
             raise _Refused(401, NOT_PAIRED)
         return dev
 
+    async def upload_of(request: Request, uid: str) -> tuple[store.Device, str]:
+        """(device, upload id) of a route under an upload id: the token first, so a caller without
+        one learns nothing about ids."""
+        dev = await device_of(request)
+        return dev, uuid_of(uid)
+
     def on_db(dev: store.Device, work):
         """work(conn, device) on a worker thread with its own connection."""
         def run():
@@ -296,15 +302,13 @@ def router(signed_in_db, render, db_conn, limiter: auth.SignInLimiter) -> APIRou
     @r.get("/api/device/uploads/{uid}")
     @refusing
     async def upload_status(request: Request, uid: str):
-        dev = await device_of(request)
-        uuid_ = uuid_of(uid)
+        dev, uuid_ = await upload_of(request, uid)
         return await on_db(dev, lambda c, dev: status(c, dev, uuid_))
 
     @r.post("/api/device/uploads/{uid}/chunks/{idx}")
     @refusing
     async def chunk(request: Request, uid: str, idx: str):
-        dev = await device_of(request)
-        uuid_ = uuid_of(uid)
+        dev, uuid_ = await upload_of(request, uid)
         i = int(idx) if idx.isascii() and idx.isdigit() and len(idx) < 7 else -1
         if i < 0:
             raise _Refused(404, "no such chunk")
@@ -332,8 +336,7 @@ def router(signed_in_db, render, db_conn, limiter: auth.SignInLimiter) -> APIRou
     @r.post("/api/device/uploads/{uid}/finish")
     @refusing
     async def finish(request: Request, uid: str):
-        dev = await device_of(request)
-        uuid_ = uuid_of(uid)
+        dev, uuid_ = await upload_of(request, uid)
 
         def work(c, dev):
             st = status(c, dev, uuid_)
@@ -371,8 +374,7 @@ def router(signed_in_db, render, db_conn, limiter: auth.SignInLimiter) -> APIRou
     @r.post("/api/device/live/{uid}")
     @refusing
     async def live(request: Request, uid: str):
-        dev = await device_of(request)
-        uuid_ = uuid_of(uid)
+        dev, uuid_ = await upload_of(request, uid)
         d = await json_body(request, LIVE_MAX_BYTES)
 
         def work(c, dev):

@@ -46,9 +46,7 @@ def export_session(conn, session_id: int, uuid_: str) -> bytes:
         row = conn.execute("SELECT last_data_utc FROM blocks WHERE id = ?", (b.id,)).fetchone()
         blocks.append({
             "number": b.number, "started_utc": b.started_utc, "settings": b.settings, "last_data_utc": row[0],
-            "frames": [[t, base64.b64encode(data).decode("ascii"), int(late)] for t, data, late in store.frames(conn, b.id)],
-            "events": [[r[0], r[1]] for r in conn.execute(
-                "SELECT t_host_s, json FROM events WHERE block_id = ? ORDER BY id", (b.id,))],
+            "frames": encoded_frames(store.frames(conn, b.id)), "events": stored_events(conn, b.id),
             "markers": [[r[0], r[1], r[2], r[3]] for r in conn.execute(
                 "SELECT t_s, t_host_s, label, created_utc FROM markers WHERE block_id = ? ORDER BY id", (b.id,))],
         })
@@ -56,6 +54,18 @@ def export_session(conn, session_id: int, uuid_: str) -> bytes:
            "ended_utc": s.ended_utc, "source": s.source, "app_version": s.app_version, "blocks": blocks,
            "programme": _programme_part(conn, session_id)}
     return gzip.compress(json.dumps(doc, separators=(",", ":")).encode(), compresslevel=6, mtime=0)
+
+
+def encoded_frames(frames) -> list:
+    """[t_host_s, base64, late] of (t_host_s, frame_bytes, late) frames, as a document carries them."""
+    return [[t, base64.b64encode(data).decode("ascii"), int(late)] for t, data, late in frames]
+
+
+def stored_events(conn, block_id: int, first: int = 0) -> list:
+    """[t_host_s, json] of the block's events from the first-th on (0-based), in order."""
+    return [[r[0], r[1]] for r in conn.execute(
+        "SELECT t_host_s, json FROM events WHERE block_id = ? ORDER BY id LIMIT ? OFFSET ?",
+        (block_id, 2 ** 31, first))]
 
 
 def _programme_part(conn, session_id: int) -> dict | None:

@@ -11,7 +11,6 @@ failure never touches the local record: what did not reach the clinic is sent ne
 """
 from __future__ import annotations
 
-import base64
 import dataclasses
 import hashlib
 import ipaddress
@@ -26,6 +25,7 @@ import uuid
 from pathlib import Path
 
 from host import store
+from host.session import transfer
 
 CHUNK_BYTES = 512 * 1024
 TIMEOUT_S = 20.0
@@ -190,7 +190,6 @@ def upload_uuid(conn, session_id: int) -> str:
 def upload_pending(db, link: ClinicLink, say, session_ids: list[int] | None = None) -> tuple[int, int]:
     """Upload the paired patient's sessions not confirmed yet (or those given); (sent, left). Each
     outcome is one sentence to `say`; a clinic out of reach stops here (the rest waits)."""
-    from host.session import transfer
     conn = store.connect(db, create=True)
     sent = 0
     try:
@@ -206,9 +205,10 @@ def upload_pending(db, link: ClinicLink, say, session_ids: list[int] | None = No
                     say(f"Session {sid} is not uploaded: it has not ended (it is recording, or was cut off).")
             todo = [sid for sid in session_ids if sid in todo]
         for k, sid in enumerate(todo):
-            payload = transfer.export_session(conn, sid, upload_uuid(conn, sid))
+            uuid_ = upload_uuid(conn, sid)
+            payload = transfer.export_session(conn, sid, uuid_)
             try:
-                remote = link.upload(payload, upload_uuid(conn, sid))
+                remote = link.upload(payload, uuid_)
             except ClinicError as e:
                 say(f"Session {sid} was not uploaded: {e}. It stays on this computer"
                     + (" and is sent next time." if e.unreachable or e.status in (None, 409, 429, 503) else "."))
@@ -256,7 +256,7 @@ class LiveShare:
         self._thread.join(10)
 
     def _run(self) -> None:
-        conn, sid, at = None, None, {}
+        conn, sid, uuid_, at = None, None, None, {}
         try:
             while True:
                 stopping = self._stop.wait(self.interval_s)
@@ -268,7 +268,9 @@ class LiveShare:
                                 return
                             continue
                         conn = store.connect(self.db, create=False)
-                    more = self._send(conn, sid, at)
+                    if uuid_ is None:
+                        uuid_ = upload_uuid(conn, sid)
+                    more = self._send(conn, sid, uuid_, at)
                 except ClinicError as e:
                     if e.status == 409 or e.status == 401:
                         self.say(f"Live sharing stopped: {e}.")
@@ -285,23 +287,20 @@ class LiveShare:
             if conn is not None:
                 conn.close()
 
-    def _send(self, conn, sid: int, at: dict) -> bool:
+    def _send(self, conn, sid: int, uuid_: str, at: dict) -> bool:
         """One request with what is new; True when more is waiting."""
         s = store.get_session(conn, sid)
-        uuid_ = upload_uuid(conn, sid)
         blocks, more = [], False
         for b in s.blocks:
             frames_from, events_from = at.get(b.number, (0, 0))
             rows = store.frames_after(conn, b.id, frames_from - 1, LIVE_BATCH)
-            events = [[r[0], r[1]] for r in conn.execute(
-                "SELECT t_host_s, json FROM events WHERE block_id = ? ORDER BY id LIMIT 100000 OFFSET ?",
-                (b.id, events_from))]
+            events = transfer.stored_events(conn, b.id, events_from)
             if not rows and not events and b.number in at:
                 continue
             more = more or len(rows) == LIVE_BATCH
             blocks.append({"number": b.number, "started_utc": b.started_utc, "settings": b.settings,
                            "frames_from": frames_from, "events_from": events_from,
-                           "frames": [[t, base64.b64encode(data).decode("ascii"), int(late)] for _n, t, data, late in rows],
+                           "frames": transfer.encoded_frames(r[1:] for r in rows),
                            "events": events})
         if not blocks:
             return False

@@ -13,13 +13,18 @@ with warnings.catch_warnings():  # starlette's TestClient says it prefers httpx2
     from fastapi.testclient import TestClient
 
 
-@pytest.fixture(scope="package", params=["sqlite", "postgresql"])
-def clinic_db(request, tmp_path_factory):
+def new_clinic_db(request, tmp_path_factory, name: str = "clinic"):
+    """(database, ids) of a fresh two_clinics database on the backend of request.param."""
     if request.param == "sqlite":
-        db = tmp_path_factory.mktemp("clinic") / "sessions.sqlite"
+        db = tmp_path_factory.mktemp(name) / "sessions.sqlite"
     else:
         db = request.getfixturevalue("pg_server").new_database()
     return db, two_clinics(db)
+
+
+@pytest.fixture(scope="package", params=["sqlite", "postgresql"])
+def clinic_db(request, tmp_path_factory):
+    return new_clinic_db(request, tmp_path_factory)
 
 
 WS_ORIGIN = {"origin": "http://testserver"}  # TestClient's WebSocket host

@@ -79,6 +79,17 @@ def wait_for(cond, timeout_s, what):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def open_live_page(d, server, patient: str, timeout_s: float):
+    """Wait until the patient's session shows under Live now, open it; the live page's root element."""
+    from selenium.webdriver.common.by import By
+
+    def live_link():
+        d.get(server + "/live")
+        return [a for a in d.find_elements(By.CSS_SELECTOR, "a.live-link") if a.text == patient]
+    wait_for(live_link, timeout_s, f"{patient}'s session to show under Live now")[0].click()
+    return wait_for(lambda: d.find_elements(By.ID, "live"), 10, "the live page")[0]
+
+
 def sign_in_browser(d, server):
     from selenium.webdriver.common.by import By
     d.get(server + "/")
@@ -115,11 +126,7 @@ def test_sign_in_open_a_patient_and_watch_a_live_session(browser, server, clinic
                                         "--db", db, "--calibration", "standing"), cwd=ROOT,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            def live_link():
-                d.get(server + "/live")
-                return [a for a in d.find_elements(By.CSS_SELECTOR, "a.live-link") if a.text == "P-WEB"]
-            wait_for(live_link, 30, "the session to show under Live now")[0].click()
-            root = wait_for(lambda: d.find_elements(By.ID, "live"), 10, "the live page")[0]
+            root = open_live_page(d, server, "P-WEB", 30)
             points = lambda: int(root.get_attribute("data-points") or 0)  # noqa: E731
             wait_for(lambda: points() > 200, 40, "angle points")
             first = (points(), int(root.get_attribute("data-frames")))
@@ -186,11 +193,7 @@ def test_a_home_session_paired_in_the_browser_is_watched_live_and_then_in_the_hi
                                         "--calibration", "standing", "--share-live"), cwd=ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            def live_link():
-                d.get(server + "/live")
-                return [a for a in d.find_elements(By.CSS_SELECTOR, "a.live-link") if a.text == "P-HOME"]
-            wait_for(live_link, 40, "the home session to show under Live now")[0].click()
-            root = wait_for(lambda: d.find_elements(By.ID, "live"), 10, "the live page")[0]
+            root = open_live_page(d, server, "P-HOME", 40)
             frames = lambda: int(root.get_attribute("data-frames") or 0)  # noqa: E731
             wait_for(lambda: frames() > 0, 30, "the home session's frames")
             first = frames()

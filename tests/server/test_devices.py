@@ -13,17 +13,15 @@ from host import store
 from host.session import programme as pg
 from host.session import transfer
 from host.sinks import clinic_link as cl
-from tests.server.conftest import WS_ORIGIN, TestClient, csrf_of, sign_in
-from tests.support.clinic import record_session, two_clinics
+from tests.server.conftest import WS_ORIGIN, TestClient, csrf_of, new_clinic_db, sign_in
+from tests.server.test_security import table_counts
+from tests.support.clinic import record_session
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def clinic(request, tmp_path_factory):
-    if request.param == "sqlite":
-        db = tmp_path_factory.mktemp("devclinic") / "sessions.sqlite"
-    else:
-        db = request.getfixturevalue("pg_server").new_database()
-    return db, two_clinics(db)
+    """This module's own database: its pairings and uploads stay out of the package's clinic_db."""
+    return new_clinic_db(request, tmp_path_factory, "devclinic")
 
 
 @pytest.fixture(scope="module")
@@ -70,12 +68,7 @@ def manifest(payload: bytes, uuid_: str, chunk: int) -> dict:
 
 
 def counts(db):
-    conn = store.connect(db)
-    try:
-        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-                for t in ("sessions", "blocks", "frames", "events", "reps", "devices")}
-    finally:
-        conn.close()
+    return table_counts(db, ("sessions", "blocks", "frames", "events", "reps", "devices"))
 
 
 def test_a_code_pairs_one_device_once_and_only_for_its_patient(web, clinic):

@@ -32,11 +32,10 @@ BAD = ["1 OR 1=1", "1; DROP TABLE patients", "1' OR '1'='1", "../../etc/passwd",
 
 
 
-def table_counts(db):
+def table_counts(db, tables=("patients", "sessions", "blocks", "frames", "therapists", "clinics")):
     conn = store.connect(db)
     try:
-        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-                for t in ("patients", "sessions", "blocks", "frames", "therapists", "clinics")}
+        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
     finally:
         conn.close()
 
